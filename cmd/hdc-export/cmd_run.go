@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/devcenter/emulator"
+	"github.com/hdc-export/hdc-export/pipeline"
+	"github.com/hdc-export/hdc-export/sinks"
+	"github.com/hdc-export/hdc-export/sinks/local"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (int, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "configs/demo.yaml", "config file")
+	summaryPath := fs.String("summary-json", "", "also write the summary as JSON to this file")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage, usageError{err}
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return exitUsage, err
+	}
+	cfg, err := LoadConfig(*configPath, getenv)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	env, err := setup(ctx, cfg, log)
+	if err != nil {
+		return exitFailed, err
+	}
+	defer env.close()
+
+	runner := &pipeline.Runner{Config: cfg.Pipeline, API: env.client, Sink: env.sink, Log: log}
+	sum, runErr := runner.Run(ctx)
+	if err := writeSummary(stdout, *summaryPath, sum); err != nil {
+		return exitFailed, err
+	}
+	switch {
+	case runErr == nil:
+		return exitOK, nil
+	case sum.ReportsFailed > 0 && sum.ReportsFailed < len(cfg.Pipeline.Reports):
+		return exitPartial, runErr
+	}
+	return exitFailed, runErr
+}
+
+// writeSummary prints the summary as JSON on stdout and, if asked, to a
+// file (written atomically).
+func writeSummary(stdout io.Writer, path string, sum *pipeline.Summary) error {
+	b, err := json.MarshalIndent(sum, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode summary: %w", err)
+	}
+	b = append(b, '\n')
+	if _, err := stdout.Write(b); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	if path == "" {
+		return nil
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// environment is the wired-up dependencies of a command.
+type environment struct {
+	client  *devcenter.Client
+	sink    sinks.Sink
+	closers []func()
+}
+
+func (e *environment) close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+// setup builds the sink and the Dev Center client, starting the embedded
+// emulator if the config asks for it.
+func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, error) {
+	env := &environment{}
+	sink, err := openSink(ctx, cfg.Sink.URL)
+	if err != nil {
+		return nil, err
+	}
+	env.sink = sink
+	dc := cfg.DevCenter.Config
+	if cfg.DevCenter.Emulator {
+		addr, stop, err := startEmulator(emulator.Options{TenantID: dc.TenantID, ClientID: dc.ClientID, ClientSecret: dc.ClientSecret.Reveal()})
+		if err != nil {
+			return nil, err
+		}
+		env.closers = append(env.closers, stop)
+		dc.BaseURL = "http://" + addr
+		dc.TokenURL = "http://" + addr + "/" + dc.TenantID + "/oauth2/token"
+		log.Info("embedded Dev Center emulator started", "addr", addr)
+	}
+	if env.client, err = devcenter.New(dc); err != nil {
+		env.close()
+		return nil, fmt.Errorf("devcenter client: %w", err)
+	}
+	return env, nil
+}
+
+// openSink is the one place that knows every concrete sink.
+func openSink(_ context.Context, raw string) (sinks.Sink, error) {
+	t, err := parseSinkURL(raw)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("sink.url: %w", err)}
+	}
+	switch t.scheme {
+	case "file":
+		return local.New(t.path)
+	}
+	return nil, usageError{fmt.Errorf("sink.url: %s sinks are not available in this build", t.scheme)}
+}
+
+// startEmulator serves an emulator on a free loopback port.
+func startEmulator(opts emulator.Options) (addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("start emulator: %w", err)
+	}
+	srv := &http.Server{Handler: emulator.New(opts).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(os.Stderr, "emulator: %v\n", err)
+		}
+	}()
+	return ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}

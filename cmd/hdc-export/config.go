@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/pipeline"
+)
+
+// Config is the whole configuration file. Each part belongs to the package
+// that uses it; this file only composes them.
+type Config struct {
+	DevCenter DevCenterConfig `yaml:"devcenter"`
+	Sink      SinkConfig      `yaml:"sink"`
+	Pipeline  pipeline.Config `yaml:",inline"`
+}
+
+// DevCenterConfig is the API connection, plus the switch for the embedded
+// emulator used by the demo.
+type DevCenterConfig struct {
+	devcenter.Config `yaml:",inline"`
+	// Emulator starts the in-process emulator's demo account and points the
+	// client at it. Setting HDC_API_URL turns it off.
+	Emulator bool `yaml:"emulator"`
+}
+
+// SinkConfig chooses where the lake is written.
+type SinkConfig struct {
+	// URL is file:///abs/path, a plain folder path (relative to the working
+	// directory), or s3://bucket/prefix.
+	URL string `yaml:"url"`
+}
+
+// envOverrides are the variables an operator or container sets; they win
+// over the file.
+var envOverrides = []struct {
+	name  string
+	apply func(c *Config, v string)
+}{
+	{"HDC_API_URL", func(c *Config, v string) { c.DevCenter.BaseURL, c.DevCenter.Emulator = v, false }},
+	{"HDC_TOKEN_URL", func(c *Config, v string) { c.DevCenter.TokenURL = v }},
+	{"HDC_TENANT_ID", func(c *Config, v string) { c.DevCenter.TenantID = v }},
+	{"HDC_CLIENT_ID", func(c *Config, v string) { c.DevCenter.ClientID = v }},
+	{"HDC_CLIENT_SECRET", func(c *Config, v string) { c.DevCenter.ClientSecret = devcenter.Secret(v) }},
+	{"HDC_SINK_URL", func(c *Config, v string) { c.Sink.URL = v }},
+}
+
+// LoadConfig reads a config file: defaults, then strict YAML (an unknown
+// field is an error), then template files, then the environment, then
+// validation that reports every problem with its field path.
+func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	var errs []error
+	for i := range cfg.Pipeline.Reports {
+		r := &cfg.Pipeline.Reports[i]
+		if r.TemplateFile == "" {
+			errs = append(errs, fmt.Errorf("reports[%d].template_file: required", i))
+			continue
+		}
+		if err := loadTemplate(filepath.Join(dir, r.TemplateFile), &r.Template); err != nil {
+			errs = append(errs, fmt.Errorf("reports[%d].template_file: %w", i, err))
+		}
+	}
+	for _, o := range envOverrides {
+		if v := getenv(o.name); v != "" {
+			o.apply(cfg, v)
+		}
+	}
+	cfg.Pipeline.SetDefaults()
+	if cfg.DevCenter.Emulator && cfg.DevCenter.ClientSecret == "" {
+		cfg.DevCenter.ClientSecret = demoSecret
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+// loadTemplate reads a JSON template definition strictly.
+func loadTemplate(path string, def *devcenter.TemplateDef) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(def); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// Validate checks the composed configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if !c.DevCenter.Emulator {
+		dc := c.DevCenter.Config
+		if dc.BaseURL == "" {
+			errs = append(errs, errors.New("devcenter.url: required unless devcenter.emulator is true (or set HDC_API_URL)"))
+		}
+		if err := dc.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := parseSinkURL(c.Sink.URL); err != nil {
+		errs = append(errs, fmt.Errorf("sink.url: %w", err))
+	}
+	if err := c.Pipeline.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// sinkTarget is a parsed sink URL.
+type sinkTarget struct {
+	scheme string // "file" or "s3"
+	path   string // folder for file
+	bucket string // for s3
+	prefix string // for s3
+}
+
+// parseSinkURL accepts file:///abs/path, a plain path, and s3://bucket/prefix.
+func parseSinkURL(raw string) (sinkTarget, error) {
+	if raw == "" {
+		return sinkTarget{}, errors.New("required (file:///path, a folder, or s3://bucket/prefix; or set HDC_SINK_URL)")
+	}
+	if !strings.Contains(raw, "://") {
+		return sinkTarget{scheme: "file", path: raw}, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return sinkTarget{}, fmt.Errorf("not a URL: %w", err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return sinkTarget{}, fmt.Errorf("file URL must be file:///absolute/path (host %q given)", u.Host)
+		}
+		if u.Path == "" {
+			return sinkTarget{}, errors.New("file URL has no path")
+		}
+		return sinkTarget{scheme: "file", path: u.Path}, nil
+	case "s3":
+		if u.Host == "" {
+			return sinkTarget{}, errors.New("s3 URL needs a bucket: s3://bucket/prefix")
+		}
+		return sinkTarget{scheme: "s3", bucket: u.Host, prefix: strings.Trim(u.Path, "/")}, nil
+	}
+	return sinkTarget{}, fmt.Errorf("scheme %q not supported (want file or s3)", u.Scheme)
+}

@@ -1,0 +1,97 @@
+// Command hdc-export exports Windows driver-failure reports from Microsoft
+// Hardware Dev Center into a Parquet data lake, mirrors their cab files, and
+// purges everything older than the retention window.
+//
+//	hdc-export run --config FILE        one cycle, for external schedulers
+//	hdc-export emulator --addr ADDR     serve the Dev Center emulator
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes a scheduler can act on.
+const (
+	exitOK      = 0 // the cycle did its work, or had nothing to do
+	exitFailed  = 1 // the cycle failed
+	exitUsage   = 2 // bad flags or configuration
+	exitPartial = 3 // some reports failed, others landed
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// usageError marks errors that should exit with exitUsage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+const usage = `usage: hdc-export <command> [flags]
+
+commands:
+  run        run one export cycle and exit (for cron, Kubernetes CronJob, Airflow, systemd timers)
+  emulator   serve the Dev Center API emulator with its demo account
+
+Run 'hdc-export <command> -h' for a command's flags.
+`
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	code := exitOK
+	switch args[0] {
+	case "run":
+		code, err = cmdRun(ctx, args[1:], stdout, stderr, getenv)
+	case "emulator":
+		err = cmdEmulator(ctx, args[1:], stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		err = usageError{fmt.Errorf("unknown command %q", args[0])}
+	}
+	if err == nil {
+		return code
+	}
+	fmt.Fprintf(stderr, "hdc-export %s: %v\n", args[0], err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	if code == exitOK {
+		code = exitFailed
+	}
+	return code
+}
+
+// newLogger builds the one slog handler of the process.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: want text or json", format)}
+}

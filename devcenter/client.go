@@ -1,0 +1,395 @@
+// Package devcenter is a client for Microsoft Hardware Dev Center's
+// asynchronous driver-failure report API: report templates, scheduled
+// reports, report data (runs and their download links), report downloads
+// and cab downloads. ../shared/docs/devcenter-api.md is the reference.
+//
+// Every call goes through one retry policy (network errors, 408, 429 with
+// Retry-After, 5xx) and one token source (client credentials, refreshed
+// before expiry and once more on a 401). Decoding tolerates the API's known
+// inconsistencies: key casing, ids as numbers or strings, "Completed" or
+// "Success". Errors name the endpoint and status, never the token or a
+// link's signature.
+package devcenter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// Resource is the token audience the API requires.
+const Resource = "https://manage.devcenter.microsoft.com"
+
+// Config configures a Client.
+type Config struct {
+	// BaseURL is the API host, default "https://manage.devcenter.microsoft.com".
+	BaseURL string `yaml:"url"`
+	// ReportPath prefixes the async report endpoints; default "/analytics/driver".
+	ReportPath string `yaml:"report_path"`
+	// CabPath prefixes the cab download endpoints; default "/v1.0/my/analytics".
+	CabPath string `yaml:"cab_path"`
+	// TokenURL is the client-credentials endpoint; default
+	// "https://login.microsoftonline.com/{TenantID}/oauth2/token".
+	TokenURL     string `yaml:"token_url"`
+	TenantID     string `yaml:"tenant_id"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"-"` // from the environment only
+	// MaxAttempts bounds tries per call (default 6); RetryBase is the first
+	// backoff (default 500ms), doubled each try up to RetryMax (default 30s).
+	MaxAttempts int           `yaml:"max_attempts"`
+	RetryBase   time.Duration `yaml:"retry_base"`
+	RetryMax    time.Duration `yaml:"retry_max"`
+	// HTTPClient is used for every request; default a client with a 5-minute
+	// overall timeout per request. It must not follow redirects for cab
+	// calls; Client wraps it to ensure that.
+	HTTPClient *http.Client `yaml:"-"`
+}
+
+// withDefaults fills unset fields.
+func (c Config) withDefaults() Config {
+	if c.BaseURL == "" {
+		c.BaseURL = Resource
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.ReportPath == "" {
+		c.ReportPath = "/analytics/driver"
+	}
+	if c.CabPath == "" {
+		c.CabPath = "/v1.0/my/analytics"
+	}
+	if c.TokenURL == "" {
+		c.TokenURL = "https://login.microsoftonline.com/" + url.PathEscape(c.TenantID) + "/oauth2/token"
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 6
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 500 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 30 * time.Second
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 5 * time.Minute}
+	}
+	return c
+}
+
+// Validate reports every missing or malformed setting, by field name.
+func (c Config) Validate() error {
+	var errs []error
+	for _, u := range []struct{ name, val string }{{"url", c.BaseURL}, {"token_url", c.TokenURL}} {
+		if u.val == "" {
+			continue
+		}
+		if p, err := url.Parse(u.val); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("devcenter.%s: must be an absolute http(s) URL", u.name))
+		}
+	}
+	if c.TenantID == "" && c.TokenURL == "" {
+		errs = append(errs, errors.New("devcenter.tenant_id: required (or set devcenter.token_url)"))
+	}
+	if c.ClientID == "" {
+		errs = append(errs, errors.New("devcenter.client_id: required"))
+	}
+	if c.ClientSecret == "" {
+		errs = append(errs, errors.New("devcenter client secret: required (set HDC_CLIENT_SECRET)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Client calls the Dev Center API. It is safe for concurrent use.
+type Client struct {
+	cfg    Config
+	http   *http.Client // never follows redirects
+	tokens *tokenSource
+}
+
+// New returns a client. It does not contact the service.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	hc := *cfg.HTTPClient
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cc := &clientcredentials.Config{
+		ClientID:       cfg.ClientID,
+		ClientSecret:   cfg.ClientSecret.Reveal(),
+		TokenURL:       cfg.TokenURL,
+		EndpointParams: url.Values{"resource": {Resource}},
+		AuthStyle:      oauth2.AuthStyleInParams,
+	}
+	return &Client{cfg: cfg, http: &hc, tokens: &tokenSource{conf: cc, http: cfg.HTTPClient}}, nil
+}
+
+// tokenSource caches the access token and refreshes it 5 minutes before it
+// expires (tokens live 60 minutes), or at once after a 401.
+type tokenSource struct {
+	conf *clientcredentials.Config
+	http *http.Client
+	mu   sync.Mutex
+	tok  *oauth2.Token
+}
+
+const tokenMargin = 5 * time.Minute
+
+func (ts *tokenSource) token(ctx context.Context) (string, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.tok != nil && (ts.tok.Expiry.IsZero() || time.Until(ts.tok.Expiry) > tokenMargin) {
+		return ts.tok.AccessToken, nil
+	}
+	tok, err := ts.conf.Token(context.WithValue(ctx, oauth2.HTTPClient, ts.http))
+	if err != nil {
+		return "", fmt.Errorf("devcenter: get token: %w", scrubTokenError(err))
+	}
+	ts.tok = tok
+	return tok.AccessToken, nil
+}
+
+// invalidate drops the cached token if it is still the one that failed.
+func (ts *tokenSource) invalidate(failed string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.tok != nil && ts.tok.AccessToken == failed {
+		ts.tok = nil
+	}
+}
+
+// scrubTokenError keeps the status and OAuth error code of a token failure
+// but drops the response body, which may echo request parameters.
+func scrubTokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return &APIError{Endpoint: "POST token", Status: status, Code: re.ErrorCode}
+	}
+	return err
+}
+
+// APIError is a call that the service answered with an error status.
+type APIError struct {
+	Endpoint string // method and path, never the query of a signed link
+	Status   int
+	Code     string // the service's error code, if any
+	Message  string // the service's message, shortened
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("devcenter: %s: status %d", e.Endpoint, e.Status)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// ErrNotFound is wrapped by errors for 404 answers.
+var ErrNotFound = errors.New("not found")
+
+func (e *APIError) Unwrap() error {
+	if e.Status == http.StatusNotFound {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// request describes one call.
+type request struct {
+	method   string
+	url      string // absolute
+	endpoint string // for errors: method + path
+	body     []byte // JSON; nil for none
+	auth     bool   // send the bearer token
+	// idempotent calls are retried on any retryable status; others only
+	// where the service cannot have acted (429, 503) or on connect errors.
+	idempotent bool
+}
+
+// do sends req with the retry policy and returns the response, whose body
+// the caller closes. Error statuses become *APIError.
+func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
+	var lastErr error
+	refreshed := false
+	for attempt := 1; ; attempt++ {
+		resp, token, err := c.send(ctx, req)
+		wait := time.Duration(0)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("devcenter: %s: %w", req.endpoint, ctx.Err())
+			}
+			lastErr = fmt.Errorf("devcenter: %s: %w", req.endpoint, scrubURLError(err))
+			if !req.idempotent && !isConnectError(err) {
+				return nil, lastErr
+			}
+		case resp.StatusCode == http.StatusUnauthorized && req.auth && !refreshed:
+			drain(resp)
+			c.tokens.invalidate(token)
+			refreshed = true
+			attempt-- // a token refresh is not a failed try
+			continue
+		case resp.StatusCode < 400:
+			return resp, nil
+		default:
+			apiErr := readAPIError(req.endpoint, resp)
+			if !shouldRetry(resp.StatusCode, req.idempotent) {
+				return nil, apiErr
+			}
+			lastErr = apiErr
+			wait = retryAfter(resp.Header.Get("Retry-After"))
+		}
+		if attempt >= c.cfg.MaxAttempts {
+			return nil, fmt.Errorf("after %d attempts: %w", attempt, lastErr)
+		}
+		if wait == 0 {
+			wait = c.backoff(attempt)
+		}
+		if err := sleep(ctx, min(wait, 5*time.Minute)); err != nil {
+			return nil, fmt.Errorf("devcenter: %s: %w", req.endpoint, err)
+		}
+	}
+}
+
+// send makes one HTTP request; it returns the token it used.
+func (c *Client) send(ctx context.Context, req request) (*http.Response, string, error) {
+	var body io.Reader
+	if req.body != nil {
+		body = bytes.NewReader(req.body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.method, req.url, body)
+	if err != nil {
+		return nil, "", fmt.Errorf("build request: %w", err)
+	}
+	hr.Header.Set("Accept", "application/json")
+	if req.body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	token := ""
+	if req.auth {
+		if token, err = c.tokens.token(ctx); err != nil {
+			return nil, "", err
+		}
+		hr.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(hr)
+	return resp, token, err
+}
+
+// shouldRetry is the one table of retryable statuses.
+func shouldRetry(status int, idempotent bool) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return idempotent
+	}
+	return status >= 500 && idempotent
+}
+
+// backoff is exponential with full jitter.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.cfg.RetryBase << min(attempt-1, 20)
+	if d <= 0 || d > c.cfg.RetryMax {
+		d = c.cfg.RetryMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date).
+func retryAfter(h string) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+}
+
+// isConnectError reports whether the request cannot have reached the server.
+func isConnectError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// scrubURLError removes the URL (which may carry a SAS signature) from a
+// transport error.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// readAPIError builds an *APIError from an error response and closes it.
+func readAPIError(endpoint string, resp *http.Response) error {
+	defer drain(resp)
+	e := &APIError{Endpoint: endpoint, Status: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	var env struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(b, &env) == nil {
+		e.Code, e.Message = env.Code, env.Message
+		if len(env.Errors) > 0 {
+			e.Code, e.Message = env.Errors[0].Code, env.Errors[0].Message
+		}
+	} else if i := bytes.Index(b, []byte("<Code>")); i >= 0 { // Azure Blob XML
+		rest := b[i+len("<Code>"):]
+		if j := bytes.IndexByte(rest, '<'); j >= 0 {
+			e.Code = string(rest[:j])
+		}
+	}
+	if len(e.Message) > 300 {
+		e.Message = e.Message[:300] + "…"
+	}
+	return e
+}

@@ -1,0 +1,208 @@
+package devcenter
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Secret is a credential. It never prints: String, GoString, LogValue and
+// MarshalJSON all redact it. Use Reveal only where the value is sent.
+type Secret string
+
+func (s Secret) String() string               { return redact(s) }
+func (s Secret) GoString() string             { return redact(s) }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(redact(s)) }
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(redact(s)) }
+
+// Reveal returns the secret's value for use on the wire.
+func (s Secret) Reveal() string { return string(s) }
+
+func redact(s Secret) string {
+	if s == "" {
+		return ""
+	}
+	return "[REDACTED]"
+}
+
+// ID is a template or report id. The API sends ids as numbers in most places
+// and as strings in others; ID decodes both.
+type ID int64
+
+// UnmarshalJSON accepts 15, "15" and null (zero).
+func (id *ID) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		*id = 0
+		return nil
+	}
+	s := string(bytes.Trim(b, `"`))
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return fmt.Errorf("id %q is not an integer", s)
+	}
+	*id = ID(n)
+	return nil
+}
+
+// DateRange is a template's report period.
+type DateRange struct {
+	ReportPeriod string `json:"reportPeriod"`
+}
+
+// TemplateDef is a report template definition as created, edited and
+// returned by the API. Condition, Aggregation and OrderBy are passed through
+// as JSON.
+type TemplateDef struct {
+	View        string          `json:"view"`
+	Projection  []string        `json:"projection"`
+	DateRange   DateRange       `json:"dateRange"`
+	Condition   json.RawMessage `json:"condition,omitempty"`
+	Aggregation json.RawMessage `json:"aggregation,omitempty"`
+	OrderBy     json.RawMessage `json:"orderby,omitempty"`
+	Limit       *int            `json:"limit,omitempty"`
+}
+
+// PeriodDays is the number of failure dates a report period covers, or 0
+// for an unknown period.
+func PeriodDays(period string) int {
+	switch p := strings.ToLower(strings.TrimSpace(period)); {
+	case p == "yesterday":
+		return 1
+	case strings.HasPrefix(p, "last") && strings.HasSuffix(p, "days"):
+		n, err := strconv.Atoi(p[len("last") : len(p)-len("days")])
+		if err == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
+// Canonical returns a normalised JSON form of the definition: the view
+// trimmed, empty JSON parts dropped, object keys sorted. Two definitions
+// with equal canonical forms describe the same report.
+func (d TemplateDef) Canonical() string {
+	c := d
+	c.View = strings.TrimSpace(c.View)
+	c.Condition = canonicalJSON(c.Condition)
+	c.Aggregation = canonicalJSON(c.Aggregation)
+	c.OrderBy = canonicalJSON(c.OrderBy)
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// canonicalJSON re-encodes raw JSON with sorted keys; empty objects, empty
+// arrays and null become absent.
+func canonicalJSON(raw json.RawMessage) json.RawMessage {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return raw
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		if len(x) == 0 {
+			return nil
+		}
+	case []any:
+		if len(x) == 0 {
+			return nil
+		}
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// Template is a stored template.
+type Template struct {
+	ID       ID
+	Def      TemplateDef
+	Created  time.Time
+	Modified time.Time
+}
+
+// Schedule is when a scheduled report runs: at StartTime, then every
+// Interval hours (at least 12), Recurrence times in all.
+type Schedule struct {
+	Start      time.Time `json:"startTime"`
+	Interval   int       `json:"recurrenceInterval"`
+	Recurrence int       `json:"recurrence"`
+}
+
+// Report is a scheduled report.
+type Report struct {
+	ID         ID
+	TemplateID ID
+	Schedule   Schedule
+	Active     bool
+	Created    time.Time
+	Modified   time.Time
+}
+
+// Status is a run's state, normalised from the API's spellings.
+type Status int
+
+// Run states. Completed covers the documented "Completed" and the observed
+// "Success".
+const (
+	StatusUnknown Status = iota
+	StatusPending
+	StatusInProgress
+	StatusCompleted
+	StatusFailed
+)
+
+func (s Status) String() string {
+	return [...]string{"unknown", "pending", "in_progress", "completed", "failed"}[s]
+}
+
+// ParseStatus normalises a ReportStatus value (case, spaces and the
+// observed synonyms).
+func ParseStatus(s string) Status {
+	switch strings.ToLower(strings.NewReplacer(" ", "", "_", "", "-", "").Replace(s)) {
+	case "completed", "complete", "success", "succeeded":
+		return StatusCompleted
+	case "failed", "failure", "error":
+		return StatusFailed
+	case "pending", "queued", "notstarted":
+		return StatusPending
+	case "inprogress", "running", "processing":
+		return StatusInProgress
+	}
+	return StatusUnknown
+}
+
+// Run is one execution of a scheduled report. The API has no execution id:
+// a run is identified by its time.
+type Run struct {
+	Time     time.Time // ReportDatetime, UTC
+	Status   Status
+	Location string // download link; "" unless completed
+}
+
+// RunID formats a run time as the lake's run identifier, e.g.
+// "20260120T053532Z". It sorts in time order.
+func RunID(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
+
+// apiTimeLayouts are the timestamp spellings the API uses: no zone (UTC),
+// variable fractional digits, sometimes a Z.
+var apiTimeLayouts = []string{"2006-01-02T15:04:05.999999999", time.RFC3339Nano, "2006-01-02 15:04:05.999999999"}
+
+// ParseAPITime parses an API timestamp such as "2018-06-24T16:39:46.683" as
+// UTC.
+func ParseAPITime(s string) (time.Time, error) {
+	for _, l := range apiTimeLayouts {
+		if t, err := time.ParseInLocation(l, strings.TrimSpace(s), time.UTC); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("timestamp %q not understood", s)
+}

@@ -1,0 +1,156 @@
+// Package pipeline runs one export cycle: reconcile the configured report
+// templates and schedules with Dev Center, discover finished runs, ingest
+// each run not yet committed into date partitions of the lake, and purge
+// everything outside the retention window. Every step is idempotent and all
+// progress is recorded in the sink, so a killed run is completed by the next.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/schema"
+)
+
+// MaxRetentionDays is the legal limit: the Windows Analytics Agreement says
+// personal information must not be kept longer than 30 days.
+const MaxRetentionDays = 30
+
+// Config is the pipeline's part of the configuration file.
+type Config struct {
+	Reports   []ReportConfig `yaml:"reports"`
+	Retention Retention      `yaml:"retention"`
+	Parquet   ParquetConfig  `yaml:"parquet"`
+	// TempDir holds spill files while a run is converted; default os.TempDir().
+	// Files there are removed at the end of every run and, if a crash left
+	// any, at the start of the next.
+	TempDir string `yaml:"temp_dir"`
+}
+
+// Retention bounds how long report data is kept.
+type Retention struct {
+	// Days: a failure date D is kept on UTC day T while T-D < Days.
+	// Default and maximum 30.
+	Days int `yaml:"days"`
+}
+
+// ParquetConfig tunes the data files.
+type ParquetConfig struct {
+	Compression  string `yaml:"compression"`    // zstd (default), snappy, none
+	RowGroupRows int64  `yaml:"row_group_rows"` // default 1,000,000
+}
+
+// ReportConfig is one exported report: a template, its schedule, and the
+// dataset name it lands under.
+type ReportConfig struct {
+	// Name is the dataset's folder in the lake (snake_case).
+	Name string `yaml:"name"`
+	// TemplateFile is the JSON template definition, relative to the config
+	// file; the loader fills Template from it.
+	TemplateFile string                `yaml:"template_file"`
+	Template     devcenter.TemplateDef `yaml:"-"`
+	Schedule     ScheduleConfig        `yaml:"schedule"`
+}
+
+// ScheduleConfig is the schedule created for a template that has none.
+type ScheduleConfig struct {
+	Start         time.Time `yaml:"start"`          // first run (UTC); default: next midnight UTC
+	IntervalHours int       `yaml:"interval_hours"` // >= 12; default 24
+	Recurrence    int       `yaml:"recurrence"`     // number of runs; default 3650
+}
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.Retention.Days == 0 {
+		c.Retention.Days = MaxRetentionDays
+	}
+	for i := range c.Reports {
+		s := &c.Reports[i].Schedule
+		if s.IntervalHours == 0 {
+			s.IntervalHours = 24
+		}
+		if s.Recurrence == 0 {
+			s.Recurrence = 3650
+		}
+	}
+}
+
+var datasetRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// reserved names collide with the lake's own folders.
+var reserved = []string{"cabs", "cab_index", "quarantine"}
+
+func validDatasetName(name string) error {
+	if !datasetRE.MatchString(name) || slices.Contains(reserved, name) {
+		return fmt.Errorf("%q must be snake_case ([a-z][a-z0-9_]*, at most 63) and not one of %v", name, reserved)
+	}
+	return nil
+}
+
+// Validate reports every problem, each with its field path.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Retention.Days < 1 || c.Retention.Days > MaxRetentionDays {
+		errs = append(errs, fmt.Errorf("retention.days: %d is not allowed: the Windows Analytics Agreement requires personal data to be destroyed after at most %d days (allowed 1..%d)",
+			c.Retention.Days, MaxRetentionDays, MaxRetentionDays))
+	}
+	if _, err := schema.Codec(c.Parquet.Compression); err != nil {
+		errs = append(errs, fmt.Errorf("parquet.compression: %w", err))
+	}
+	if c.Parquet.RowGroupRows < 0 {
+		errs = append(errs, errors.New("parquet.row_group_rows: must not be negative"))
+	}
+	if len(c.Reports) == 0 {
+		errs = append(errs, errors.New("reports: at least one report is required"))
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Reports {
+		path := fmt.Sprintf("reports[%d]", i)
+		if err := validDatasetName(r.Name); err != nil {
+			errs = append(errs, fmt.Errorf("%s.name: %w", path, err))
+		} else if seen[r.Name] {
+			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", path, r.Name))
+		}
+		seen[r.Name] = true
+		errs = append(errs, validateTemplate(path+".template", r.Template)...)
+		if r.Schedule.IntervalHours < 12 {
+			errs = append(errs, fmt.Errorf("%s.schedule.interval_hours: %d is below the API's minimum of 12", path, r.Schedule.IntervalHours))
+		}
+		if r.Schedule.Recurrence < 1 {
+			errs = append(errs, fmt.Errorf("%s.schedule.recurrence: must be at least 1", path))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateTemplate(path string, t devcenter.TemplateDef) []error {
+	var errs []error
+	ds, err := schema.Lookup(t.View)
+	if err != nil {
+		return []error{fmt.Errorf("%s.view: %w", path, err)}
+	}
+	if len(t.Projection) == 0 {
+		errs = append(errs, fmt.Errorf("%s.projection: must list columns", path))
+	}
+	hasDate := false
+	for j, p := range t.Projection {
+		if _, ok := ds.Column(p); ok {
+			hasDate = hasDate || p == schema.DateSource
+			continue
+		}
+		if _, _, ok := schema.Aggregate(p); !ok {
+			errs = append(errs, fmt.Errorf("%s.projection[%d]: %q is not a %s column", path, j, p, ds.View))
+		}
+	}
+	if !hasDate && len(t.Projection) > 0 {
+		errs = append(errs, fmt.Errorf("%s.projection: must include %s, which partitions the lake", path, schema.DateSource))
+	}
+	if devcenter.PeriodDays(t.DateRange.ReportPeriod) == 0 {
+		errs = append(errs, fmt.Errorf("%s.dateRange.reportPeriod: %q is not a documented period (Yesterday, LastNDays)", path, t.DateRange.ReportPeriod))
+	}
+	return errs
+}

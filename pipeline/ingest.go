@@ -1,0 +1,250 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/schema"
+	"github.com/hdc-export/hdc-export/sinks"
+)
+
+// runResult is what ingesting one run did.
+type runResult struct {
+	commit     Commit
+	partitions int
+	bytes      int64
+}
+
+// ingest downloads one run, converts its rows into date partitions, writes
+// every partition the run owns (data, then manifest), and writes the run's
+// commit record last.
+func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter.ID, j job, w Window) (runResult, error) {
+	run := runID(j.run.Time)
+	res := runResult{commit: Commit{Dataset: rc.Name, ReportID: int64(reportID), Run: run}}
+	ds, err := schema.Lookup(rc.Template.View)
+	if err != nil {
+		return res, err
+	}
+	body, err := r.open(ctx, reportID, j.run)
+	if err != nil {
+		return res, err
+	}
+	defer body.Close()
+	cr, err := devcenter.NewReportReader(body)
+	if err != nil {
+		return res, err
+	}
+	file := fmt.Sprintf("report %d run %s", reportID, run)
+
+	var sp *spill
+	var layout *schema.Layout
+	header, err := cr.Read()
+	switch {
+	case errors.Is(err, io.EOF): // an empty file: no rows for any date
+	case err != nil:
+		return res, fmt.Errorf("%s: read header: %w", file, scrubCSV(err))
+	default:
+		if layout, err = schema.Bind(ds, header); err != nil {
+			return res, fmt.Errorf("%s: %w", file, err)
+		}
+		opts := schema.EncoderOptions{
+			Compression:  r.Config.Parquet.Compression,
+			RowGroupRows: r.Config.Parquet.RowGroupRows,
+			Metadata: map[string]string{
+				"hdc.dataset": rc.Name, "hdc.report_id": strconv.FormatInt(int64(reportID), 10),
+				"hdc.run": run, "hdc.schema_version": schema.Version,
+			},
+		}
+		if sp, err = newSpill(r.Config.TempDir, layout, opts); err != nil {
+			return res, err
+		}
+		defer sp.close()
+		if err := r.split(ctx, cr, file, layout, sp, j, w, &res.commit); err != nil {
+			return res, err
+		}
+	}
+	var written []Date
+	if sp != nil {
+		if written, err = sp.finish(); err != nil {
+			return res, err
+		}
+	}
+	dates := make([]Date, 0, len(j.owns))
+	for d := range j.owns {
+		dates = append(dates, d)
+	}
+	slices.Sort(dates)
+	for _, d := range dates {
+		var part *spillPart
+		if slices.Contains(written, d) {
+			part = sp.parts[d]
+		}
+		n, err := r.commitPartition(ctx, rc.Name, reportID, run, d, layout, part)
+		if err != nil {
+			return res, fmt.Errorf("partition %s: %w", d, err)
+		}
+		res.commit.Partitions = append(res.commit.Partitions, d.String())
+		res.partitions++
+		res.bytes += n
+	}
+	if err := putJSON(ctx, r.Sink, CommitKey(rc.Name, int64(reportID), j.run.Time), res.commit); err != nil {
+		return res, err
+	}
+	r.Log.Info("run committed", "report", rc.Name, "run", run, "partitions", res.partitions,
+		"rows", res.commit.Rows, "rows_bad", res.commit.Bad, "rows_superseded", res.commit.Superseded)
+	return res, nil
+}
+
+// split reads every record, types it, and routes it to its date's spill
+// file. Rows of dates outside the window or owned by a newer run are
+// counted and dropped; rows that do not parse are counted (the first error
+// is logged by line and column, never by value).
+func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout *schema.Layout, sp *spill, j job, w Window, c *Commit) error {
+	var row parquet.Row
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			r.badRow(c, file, &schema.FieldError{Line: pe.StartLine, Err: pe.Err})
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: read: %w", file, scrubCSV(err))
+		}
+		line, _ := cr.FieldPos(0)
+		var d int32
+		row, d, err = layout.Convert(rec, line, row)
+		if err != nil {
+			r.badRow(c, file, err)
+			continue
+		}
+		date := Date(d)
+		switch {
+		case !w.Contains(date):
+			c.TooOld++
+		case !j.owns[date]:
+			c.Superseded++
+		default:
+			if err := sp.write(date, row); err != nil {
+				return err
+			}
+			c.Rows++
+		}
+	}
+}
+
+func (r *Runner) badRow(c *Commit, file string, err error) {
+	c.Bad++
+	if c.Bad == 1 {
+		r.Log.Warn("bad row skipped", "file", file, "error", err.Error())
+	}
+}
+
+// scrubCSV drops csv.ParseError's wrapping (its text is safe: positions
+// only) and keeps the cause.
+func scrubCSV(err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("line %d: %w", pe.StartLine, pe.Err)
+	}
+	return err
+}
+
+// open downloads a run's file, asking for a fresh link once if the one in
+// hand has expired.
+func (r *Runner) open(ctx context.Context, reportID devcenter.ID, run devcenter.Run) (io.ReadCloser, error) {
+	body, err := r.API.Download(ctx, run.Location)
+	if !errors.Is(err, devcenter.ErrLinkExpired) {
+		return body, err
+	}
+	runs, err2 := r.API.ReportData(ctx, reportID, run.Time, run.Time)
+	if err2 != nil {
+		return nil, fmt.Errorf("refresh expired link: %w", err2)
+	}
+	for _, fresh := range runs {
+		if fresh.Time.Equal(run.Time) && fresh.Location != "" {
+			return r.API.Download(ctx, fresh.Location)
+		}
+	}
+	return nil, err
+}
+
+// commitPartition makes date d of the dataset hold this run's rows (part,
+// or none if part is nil) unless a newer run already wrote it. The data
+// object is put before the manifest, so a crash in between is redone by the
+// next run. It returns the bytes written.
+func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID devcenter.ID, run string, d Date, layout *schema.Layout, part *spillPart) (int64, error) {
+	var old Manifest
+	err := getJSON(ctx, r.Sink, ManifestKey(dataset, d), &old)
+	switch {
+	case errors.Is(err, sinks.ErrNotFound):
+	case err != nil:
+		return 0, err
+	case old.Run > run:
+		r.Log.Info("partition kept: a newer run wrote it", "dataset", dataset, "date", d.String())
+		return 0, nil
+	}
+	m := Manifest{Dataset: dataset, Date: d.String(), ReportID: int64(reportID), Run: run, SchemaVersion: schema.Version}
+	if layout != nil {
+		m.Schema = layout.Signature()
+	}
+	var written int64
+	if part == nil {
+		if err := r.Sink.Delete(ctx, DataKey(dataset, d)); err != nil {
+			return 0, fmt.Errorf("remove data: %w", err)
+		}
+	} else {
+		f, err := checkPart(layout, part, DataKey(dataset, d))
+		if err != nil {
+			return 0, err
+		}
+		m.Rows, m.Files = f.Rows, []File{f}
+		if !(old.Run == run && slices.Equal(old.Files, m.Files)) {
+			if err := r.Sink.Put(ctx, f.Key, part.f); err != nil {
+				return 0, fmt.Errorf("put data: %w", err)
+			}
+			written = f.Bytes
+		}
+	}
+	if old.Run == run && old.Rows == m.Rows && slices.Equal(old.Files, m.Files) && old.Schema == m.Schema {
+		return written, nil
+	}
+	return written, putJSON(ctx, r.Sink, ManifestKey(dataset, d), m)
+}
+
+// checkPart verifies a spill file with the independent reader, hashes it,
+// and rewinds it for upload.
+func checkPart(layout *schema.Layout, part *spillPart, key string) (File, error) {
+	rows := part.enc.Rows()
+	if err := layout.Verify(part.f, rows); err != nil {
+		return File{}, err
+	}
+	if _, err := part.f.Seek(0, io.SeekStart); err != nil {
+		return File{}, fmt.Errorf("rewind spill file: %w", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, part.f)
+	if err != nil {
+		return File{}, fmt.Errorf("hash spill file: %w", err)
+	}
+	if _, err := part.f.Seek(0, io.SeekStart); err != nil {
+		return File{}, fmt.Errorf("rewind spill file: %w", err)
+	}
+	return File{Key: key, Rows: rows, Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}

@@ -1,0 +1,87 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/hdc-export/hdc-export/devcenter"
+)
+
+// job is one run to ingest and the dates it is to write.
+type job struct {
+	run devcenter.Run
+	// owns are the in-window dates for which this run is the newest
+	// finished run. A date it owns but has no rows for becomes an empty
+	// partition (its old data is removed).
+	owns map[Date]bool
+}
+
+// runPlan is the discovery result for one report.
+type runPlan struct {
+	jobs       []job // oldest first
+	seen       int   // finished runs that cover the window
+	committed  int   // of those, already committed
+	superseded int   // of those, owning no date: newer runs cover them all
+}
+
+// coverage returns the failure dates a run covers: the period's days before
+// the run's date (a Last7Days run on the 21st covers the 14th..20th).
+func coverage(run devcenter.Run, periodDays int) (first, last Date) {
+	d := DateOf(run.Time)
+	return d - Date(periodDays), d - 1
+}
+
+// plan lists the report's runs and decides which still need ingesting: for
+// each date in the window, the newest finished run covering it owns it; a
+// run that owns no date is skipped without download, and a run with a
+// commit record is done.
+func (r *Runner) plan(ctx context.Context, rc ReportConfig, reportID devcenter.ID, w Window) (runPlan, error) {
+	period := devcenter.PeriodDays(rc.Template.DateRange.ReportPeriod)
+	now := r.now()
+	// Runs older than the window plus the period cannot cover a kept date.
+	start := w.First.Time().AddDate(0, 0, 1)
+	runs, err := r.API.ReportData(ctx, reportID, start, now)
+	if err != nil {
+		return runPlan{}, fmt.Errorf("discover: %w", err)
+	}
+	var finished []devcenter.Run
+	for _, run := range runs {
+		_, last := coverage(run, period)
+		if run.Status == devcenter.StatusCompleted && run.Location != "" && w.Contains(last) {
+			finished = append(finished, run)
+		}
+	}
+	owner := map[Date]int{} // date → index in finished of its newest run
+	for i, run := range finished {
+		first, last := coverage(run, period)
+		for d := max(first, w.First); d <= last; d++ {
+			if j, ok := owner[d]; !ok || !finished[j].Time.After(run.Time) {
+				owner[d] = i
+			}
+		}
+	}
+	p := runPlan{seen: len(finished)}
+	for i, run := range finished {
+		owns := map[Date]bool{}
+		for d, j := range owner {
+			if j == i {
+				owns[d] = true
+			}
+		}
+		done, err := exists(ctx, r.Sink, CommitKey(rc.Name, int64(reportID), run.Time))
+		if err != nil {
+			return runPlan{}, fmt.Errorf("discover: read commit record: %w", err)
+		}
+		switch {
+		case done:
+			p.committed++
+		case len(owns) == 0:
+			p.superseded++
+		default:
+			p.jobs = append(p.jobs, job{run: run, owns: owns})
+		}
+	}
+	slices.SortFunc(p.jobs, func(a, b job) int { return a.run.Time.Compare(b.run.Time) })
+	return p, nil
+}

@@ -1,0 +1,104 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/sinks"
+)
+
+// API is what a cycle needs from Dev Center (implemented by
+// *devcenter.Client).
+type API interface {
+	ListTemplates(ctx context.Context) ([]devcenter.Template, error)
+	CreateTemplate(ctx context.Context, def devcenter.TemplateDef) (devcenter.ID, error)
+	ListReports(ctx context.Context) ([]devcenter.Report, error)
+	ScheduleReport(ctx context.Context, templateID devcenter.ID, s devcenter.Schedule, callbackURL string) (devcenter.ID, error)
+	ReportData(ctx context.Context, reportID devcenter.ID, start, end time.Time) ([]devcenter.Run, error)
+	Download(ctx context.Context, link string) (io.ReadCloser, error)
+}
+
+// Runner runs export cycles. Its fields are set once; Run may be called
+// repeatedly but not concurrently.
+type Runner struct {
+	Config Config
+	API    API
+	Sink   sinks.Sink
+	Log    *slog.Logger
+	// Now is the clock; nil means time.Now. Tests share it with the emulator.
+	Now func() time.Time
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Run performs one cycle: reconcile, discover, ingest, purge. The purge
+// runs even when Dev Center cannot be reached. The summary is filled as far
+// as the cycle got; the error joins every failure.
+func (r *Runner) Run(ctx context.Context) (*Summary, error) {
+	start := r.now()
+	sum := &Summary{Started: start}
+	window := NewWindow(start, r.Config.Retention.Days)
+	sum.WindowStart = window.First.String()
+
+	var errs []error
+	if err := sweepTemp(r.Config.TempDir, r.Log); err != nil {
+		errs = append(errs, err)
+	}
+	for _, rc := range r.Config.Reports {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if err := r.export(ctx, rc, window, sum); err != nil {
+			sum.ReportsFailed++
+			errs = append(errs, fmt.Errorf("report %s: %w", rc.Name, err))
+		}
+	}
+	// Purge even if ingestion failed: retention is a legal limit. Use a
+	// context that survives a cancelled cycle only briefly.
+	if err := r.purge(context.WithoutCancel(ctx), window, sum); err != nil {
+		errs = append(errs, fmt.Errorf("purge: %w", err))
+	}
+	sum.Duration = r.now().Sub(start).Round(time.Millisecond).String()
+	err := errors.Join(errs...)
+	if err != nil {
+		sum.Errors = len(errs)
+	}
+	return sum, err
+}
+
+// export reconciles one report, then ingests its pending runs oldest first.
+func (r *Runner) export(ctx context.Context, rc ReportConfig, window Window, sum *Summary) error {
+	reportID, err := r.reconcile(ctx, rc)
+	if err != nil {
+		return err
+	}
+	plan, err := r.plan(ctx, rc, reportID, window)
+	if err != nil {
+		return err
+	}
+	sum.RunsSeen += plan.seen
+	sum.RunsCommitted += plan.committed
+	sum.RunsSuperseded += plan.superseded
+	for _, job := range plan.jobs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res, err := r.ingest(ctx, rc, reportID, job, window)
+		if err != nil {
+			return fmt.Errorf("run %s: %w", runID(job.run.Time), err)
+		}
+		sum.add(res)
+	}
+	return nil
+}

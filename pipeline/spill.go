@@ -1,0 +1,125 @@
+package pipeline
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/hdc-export/hdc-export/schema"
+)
+
+// tempPrefix names the runner's spill folders inside Config.TempDir.
+const tempPrefix = "hdc-export-"
+
+// staleTemp is how old a spill folder must be before a later run removes it
+// as a crash leftover (far inside the retention window).
+const staleTemp = 6 * time.Hour
+
+// sweepTemp removes spill folders that a crashed run left behind.
+func sweepTemp(dir string, log *slog.Logger) error {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("sweep temp folder: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < staleTemp {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("sweep temp folder: %w", err)
+		}
+		log.Info("removed stale temp folder", "folder", e.Name())
+	}
+	return nil
+}
+
+// spill splits a run's rows by date into one Parquet file per partition in
+// a private temp folder, so a report of any size is never held in memory.
+type spill struct {
+	dir    string
+	layout *schema.Layout
+	opts   schema.EncoderOptions
+	parts  map[Date]*spillPart
+	batch  []parquet.Row
+}
+
+type spillPart struct {
+	path string
+	f    *os.File
+	enc  *schema.Encoder
+}
+
+func newSpill(tempDir string, layout *schema.Layout, opts schema.EncoderOptions) (*spill, error) {
+	if tempDir != "" {
+		if err := os.MkdirAll(tempDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create temp folder: %w", err)
+		}
+	}
+	dir, err := os.MkdirTemp(tempDir, tempPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("create spill folder: %w", err)
+	}
+	return &spill{dir: dir, layout: layout, opts: opts, parts: map[Date]*spillPart{}, batch: make([]parquet.Row, 1)}, nil
+}
+
+// write appends one row to date d's file.
+func (s *spill) write(d Date, row parquet.Row) error {
+	p, ok := s.parts[d]
+	if !ok {
+		path := filepath.Join(s.dir, d.String()+".parquet")
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+		if err != nil {
+			return fmt.Errorf("create spill file: %w", err)
+		}
+		enc, err := s.layout.NewEncoder(f, s.opts)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		p = &spillPart{path: path, f: f, enc: enc}
+		s.parts[d] = p
+	}
+	s.batch[0] = row
+	return p.enc.Write(s.batch)
+}
+
+// finish closes every partition's encoder and returns the dates in order.
+// Each file is then positioned at its start.
+func (s *spill) finish() ([]Date, error) {
+	dates := make([]Date, 0, len(s.parts))
+	for d, p := range s.parts {
+		if err := p.enc.Close(); err != nil {
+			return nil, fmt.Errorf("partition %s: %w", d, err)
+		}
+		if _, err := p.f.Seek(0, 0); err != nil {
+			return nil, fmt.Errorf("partition %s: %w", d, err)
+		}
+		dates = append(dates, d)
+	}
+	slices.Sort(dates)
+	return dates, nil
+}
+
+// close removes every spill file.
+func (s *spill) close() error {
+	for _, p := range s.parts {
+		p.f.Close()
+	}
+	return os.RemoveAll(s.dir)
+}

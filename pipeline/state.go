@@ -1,0 +1,94 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hdc-export/hdc-export/sinks"
+)
+
+// Manifest records which run wrote a partition. It holds keys, counts and
+// checksums, never row content.
+type Manifest struct {
+	Dataset       string `json:"dataset"`
+	Date          string `json:"date"`
+	ReportID      int64  `json:"report_id"`
+	Run           string `json:"run"` // run id, e.g. 20261121T020000Z; orders runs
+	Rows          int64  `json:"rows"`
+	Files         []File `json:"files"`
+	Schema        string `json:"schema"`         // column signature
+	SchemaVersion string `json:"schema_version"` // schema.Version
+}
+
+// File is one data object of a partition.
+type File struct {
+	Key    string `json:"key"`
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// Commit is a run's commit record, written after all its partitions. Its
+// presence means the run needs no more work.
+type Commit struct {
+	Dataset    string   `json:"dataset"`
+	ReportID   int64    `json:"report_id"`
+	Run        string   `json:"run"`
+	Partitions []string `json:"partitions"` // dates this run wrote
+	Rows       int64    `json:"rows"`
+	Superseded int64    `json:"rows_superseded"` // rows of dates a newer run owns
+	TooOld     int64    `json:"rows_outside_window"`
+	Bad        int64    `json:"rows_bad"`
+}
+
+// getJSON reads a JSON object; a missing key returns sinks.ErrNotFound.
+func getJSON(ctx context.Context, s sinks.Sink, key string, v any) error {
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}
+
+// putJSON writes v as indented JSON; equal values give equal bytes.
+func putJSON(ctx context.Context, s sinks.Sink, key string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if err := s.Put(ctx, key, bytes.NewReader(append(b, '\n'))); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// exists reports whether key holds an object.
+func exists(ctx context.Context, s sinks.Sink, key string) (bool, error) {
+	if st, ok := s.(sinks.Stater); ok {
+		_, err := st.Stat(ctx, key)
+		if errors.Is(err, sinks.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	rc, err := s.Get(ctx, key)
+	if errors.Is(err, sinks.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, rc.Close()
+}

@@ -1,0 +1,154 @@
+package schema
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+func TestBindHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		header  string
+		want    string // signature
+		wantErr string
+	}{
+		{"documented", "FailureDate,EventCount,DeviceId", "failure_date DATE,event_count BIGINT,device_id VARCHAR", ""},
+		{"reordered and case", "eventcount,FAILUREDATE", "event_count BIGINT,failure_date DATE", ""},
+		{"bom", "\ufeffFailureDate,Market", "failure_date DATE,market VARCHAR", ""},
+		{"extra kept as string", "FailureDate,NewThing,New Thing", "failure_date DATE,new_thing VARCHAR,new_thing_2 VARCHAR", ""},
+		{"aggregates", "FailureDate,SUM(EventCount),DCOUNT(DeviceId),avg(EventCount),MAX(FailureDateTime)",
+			"failure_date DATE,sum_event_count BIGINT,dcount_device_id BIGINT,avg_event_count DOUBLE,max_failure_date_time TIMESTAMP", ""},
+		{"no date", "EventCount", "", "no FailureDate"},
+		{"duplicate", "FailureDate,FailureDate", "", "duplicated"},
+		{"empty column", "FailureDate,,Market", "", "column 2 is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := Bind(IHVDriver, strings.Split(tc.header, ","))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Signature(); got != tc.want {
+				t.Errorf("signature\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestConvertErrorsNameLineAndColumnNotValue(t *testing.T) {
+	l, err := Bind(IHVDriver, []string{"FailureDate", "EventCount", "DeviceId"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "s:SECRET-DEVICE"
+	for _, tc := range []struct {
+		rec  []string
+		want error
+		col  string
+	}{
+		{[]string{"2026-11-20", "many", secret}, ErrNotInteger, "EventCount"},
+		{[]string{"SECRET-DATE", "1", secret}, ErrNotDate, "FailureDate"},
+		{[]string{"", "1", secret}, ErrNotDate, "FailureDate"},
+		{[]string{"2026-11-20", secret}, ErrFieldCount, ""},
+	} {
+		_, _, err := l.Convert(tc.rec, 7, nil)
+		var fe *FieldError
+		if !errors.As(err, &fe) || !errors.Is(err, tc.want) || fe.Line != 7 || fe.Column != tc.col {
+			t.Fatalf("Convert(%d fields) err = %#v", len(tc.rec), err)
+		}
+		if strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("error leaks the value: %v", err)
+		}
+	}
+}
+
+// TestEncodeVerifyRoundTrip writes typed rows with parquet-go, checks them
+// with arrow-go's reader, and reads the values back.
+func TestEncodeVerifyRoundTrip(t *testing.T) {
+	header := []string{"FailureDate", "FailureDateTime", "DeviceId", "EventCount", "SUM(EventCount)", "Extra"}
+	l, err := Bind(IHVDriver, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := [][]string{
+		{"2026-11-20", "2026-11-20 10:11:12", "dev-a", "3", "7", "x"},
+		{"11/20/2026", "2026-11-20T23:59:59Z", "", "1.0", "", ""},
+	}
+	var buf bytes.Buffer
+	enc, err := l.NewEncoder(&buf, EncoderOptions{Metadata: map[string]string{"hdc.run": "r1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range recs {
+		row, date, err := l.Convert(rec, i+2, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := day(2026, 11, 20); date != want {
+			t.Errorf("date = %d, want %d", date, want)
+		}
+		if err := enc.Write([]parquet.Row{row}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(bytes.NewReader(buf.Bytes()), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(bytes.NewReader(buf.Bytes()), 3); err == nil {
+		t.Fatal("Verify accepted a wrong row count")
+	}
+	// A layout with different types must be rejected by Verify.
+	other, _ := Bind(IHVDriver, []string{"FailureDate", "FailureName", "DeviceId", "EventCount", "SUM(EventCount)", "Extra"})
+	if err := other.Verify(bytes.NewReader(buf.Bytes()), 2); err == nil {
+		t.Fatal("Verify accepted a mismatched schema")
+	}
+
+	f, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := f.Lookup("hdc.run"); !ok || v != "r1" {
+		t.Errorf("metadata hdc.run = %q, %v", v, ok)
+	}
+	rows := make([]parquet.Row, 2)
+	n, _ := f.RowGroups()[0].Rows().ReadRows(rows)
+	if n != 2 {
+		t.Fatalf("read %d rows", n)
+	}
+	if got := rows[0][1].Int64(); got != time.Date(2026, 11, 20, 10, 11, 12, 0, time.UTC).UnixMilli() {
+		t.Errorf("timestamp = %d", got)
+	}
+	if !rows[1][2].IsNull() || rows[1][3].Int64() != 1 || rows[0][4].Int64() != 7 {
+		t.Errorf("row values: %v / %v", rows[0], rows[1])
+	}
+}
+
+func TestEncoderDeterministic(t *testing.T) {
+	l, _ := Bind(OEMDriver, []string{"FailureDate", "Model", "EventCount"})
+	enc := func() []byte {
+		var buf bytes.Buffer
+		e, _ := l.NewEncoder(&buf, EncoderOptions{Metadata: map[string]string{"b": "2", "a": "1"}})
+		for i := 0; i < 100; i++ {
+			row, _, _ := l.Convert([]string{"2026-11-01", "M" + string(rune('a'+i%5)), "5"}, i+2, nil)
+			_ = e.Write([]parquet.Row{row})
+		}
+		_ = e.Close()
+		return buf.Bytes()
+	}
+	if !bytes.Equal(enc(), enc()) {
+		t.Fatal("same rows gave different bytes")
+	}
+}

@@ -11,7 +11,7 @@ import (
 // data of one date carries a "date=YYYY-MM-DD" segment, which is what the
 // purge goes by.
 const (
-	stateDir    = "_hdc"        // runner state, outside every table location
+	stateDir    = "_hdc" // runner state, outside every table location
 	manifestDir = "_hdc/manifests"
 	commitDir   = "_hdc/commits"
 	dateLayout  = time.DateOnly // partition dates

@@ -18,6 +18,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors every implementation maps its native errors to, wrapped
@@ -42,6 +43,9 @@ type Object struct {
 }
 
 // Sink is the storage contract. All methods are safe for concurrent use.
+// Keys are case-sensitive; a key must not also be the folder of other keys
+// ("a" beside "a/b"), which file systems cannot hold; segments starting
+// ".tmp-" are reserved for implementations' temporary files.
 type Sink interface {
 	// Put stores the whole of r under key, replacing any existing object
 	// atomically: a reader sees the old object or the new one, never a
@@ -90,6 +94,9 @@ func ValidateKey(key string) error {
 	if key == "" || len(key) > MaxKeyLen {
 		return fmt.Errorf("%w: length %d", ErrInvalidKey, len(key))
 	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("%w: not UTF-8", ErrInvalidKey)
+	}
 	for _, c := range key {
 		if c < 0x20 || c == 0x7f || c == '\\' {
 			return fmt.Errorf("%w: control character or backslash", ErrInvalidKey)
@@ -105,10 +112,19 @@ func ValidateKey(key string) error {
 }
 
 // ValidatePrefix reports whether prefix is usable with List: empty, or a
-// key prefix with no "." or ".." segment and no leading slash.
+// key prefix whose complete segments (those followed by a slash) are valid
+// and whose characters are all allowed in keys.
 func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
 	}
-	return ValidateKey(strings.TrimSuffix(prefix, "/") + "/x")
+	if len(prefix) > MaxKeyLen {
+		return fmt.Errorf("%w: prefix length %d", ErrInvalidKey, len(prefix))
+	}
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		if err := ValidateKey(prefix[:i]); err != nil {
+			return err
+		}
+	}
+	return ValidateKey(strings.ReplaceAll(prefix, "/", "_") + "_")
 }

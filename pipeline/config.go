@@ -29,6 +29,8 @@ type Config struct {
 	// Files there are removed at the end of every run and, if a crash left
 	// any, at the start of the next.
 	TempDir string `yaml:"temp_dir"`
+	// RunnerID names this runner in audit records; the CLI sets host-pid.
+	RunnerID string `yaml:"-"`
 }
 
 // Retention bounds how long report data is kept.

@@ -51,7 +51,7 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	sum.WindowStart = window.First.String()
 
 	var errs []error
-	if err := sweepTemp(r.Config.TempDir, r.Log); err != nil {
+	if _, err := sweepTemp(r.Config.TempDir, staleTemp, start, true); err != nil {
 		errs = append(errs, err)
 	}
 	for _, rc := range r.Config.Reports {
@@ -64,17 +64,17 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 			errs = append(errs, fmt.Errorf("report %s: %w", rc.Name, err))
 		}
 	}
-	// Purge even if ingestion failed: retention is a legal limit. Use a
-	// context that survives a cancelled cycle only briefly.
-	if err := r.purge(context.WithoutCancel(ctx), window, sum); err != nil {
-		errs = append(errs, fmt.Errorf("purge: %w", err))
+	// Purge even if ingestion failed: retention is a legal limit. It runs
+	// to completion even when the cycle was cancelled.
+	purged, purgeErr := r.Purge(context.WithoutCancel(ctx), false)
+	if purgeErr != nil {
+		errs = append(errs, purgeErr)
 	}
+	sum.ObjectsPurged = purged.Deleted
+	sum.OldestDate = purged.OldestDate
 	sum.Duration = r.now().Sub(start).Round(time.Millisecond).String()
-	err := errors.Join(errs...)
-	if err != nil {
-		sum.Errors = len(errs)
-	}
-	return sum, err
+	sum.Errors = len(errs)
+	return sum, errors.Join(errs...)
 }
 
 // export reconciles one report, then ingests its pending runs oldest first.

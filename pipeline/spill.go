@@ -2,11 +2,9 @@ package pipeline
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -20,34 +18,6 @@ const tempPrefix = "hdc-export-"
 // staleTemp is how old a spill folder must be before a later run removes it
 // as a crash leftover (far inside the retention window).
 const staleTemp = 6 * time.Hour
-
-// sweepTemp removes spill folders that a crashed run left behind.
-func sweepTemp(dir string, log *slog.Logger) error {
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
-		return fmt.Errorf("sweep temp folder: %w", err)
-	}
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), tempPrefix) {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < staleTemp {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("sweep temp folder: %w", err)
-		}
-		log.Info("removed stale temp folder", "folder", e.Name())
-	}
-	return nil
-}
 
 // spill splits a run's rows by date into one Parquet file per partition in
 // a private temp folder, so a report of any size is never held in memory.

@@ -17,6 +17,7 @@ type Summary struct {
 	RowsSuperseded int64     `json:"rows_superseded"`
 	RowsBad        int64     `json:"rows_bad"`
 	ObjectsPurged  int       `json:"objects_purged"`
+	OldestDate     string    `json:"oldest_date,omitempty"` // oldest dated object before the purge
 	ReportsFailed  int       `json:"reports_failed"`
 	Errors         int       `json:"errors"`
 	Duration       string    `json:"duration"`

@@ -97,7 +97,7 @@ func (e *environment) close() {
 // emulator if the config asks for it.
 func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, error) {
 	env := &environment{}
-	sink, err := openSink(ctx, cfg.Sink.URL)
+	sink, err := openSink(ctx, cfg.Sink)
 	if err != nil {
 		return nil, err
 	}
@@ -121,8 +121,8 @@ func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, er
 }
 
 // openSink is the one place that knows every concrete sink.
-func openSink(_ context.Context, raw string) (sinks.Sink, error) {
-	t, err := parseSinkURL(raw)
+func openSink(_ context.Context, sc SinkConfig) (sinks.Sink, error) {
+	t, err := parseSinkURL(sc.URL)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("sink.url: %w", err)}
 	}

@@ -87,6 +87,7 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 		}
 	}
 	cfg.Pipeline.SetDefaults()
+	cfg.Pipeline.RunnerID = runnerID()
 	if cfg.DevCenter.Emulator && cfg.DevCenter.ClientSecret == "" {
 		cfg.DevCenter.ClientSecret = demoSecret
 	}
@@ -170,4 +171,13 @@ func parseSinkURL(raw string) (sinkTarget, error) {
 		return sinkTarget{scheme: "s3", bucket: u.Host, prefix: strings.Trim(u.Path, "/")}, nil
 	}
 	return sinkTarget{}, fmt.Errorf("scheme %q not supported (want file or s3)", u.Scheme)
+}
+
+// runnerID names this process in audit records: host and pid.
+func runnerID() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

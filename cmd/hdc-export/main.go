@@ -3,6 +3,7 @@
 // purges everything older than the retention window.
 //
 //	hdc-export run --config FILE        one cycle, for external schedulers
+//	hdc-export purge --config FILE      enforce retention (--dry-run, --check)
 //	hdc-export emulator --addr ADDR     serve the Dev Center emulator
 package main
 
@@ -42,6 +43,7 @@ const usage = `usage: hdc-export <command> [flags]
 
 commands:
   run        run one export cycle and exit (for cron, Kubernetes CronJob, Airflow, systemd timers)
+  purge      delete everything older than the retention window (--dry-run, --check)
   emulator   serve the Dev Center API emulator with its demo account
 
 Run 'hdc-export <command> -h' for a command's flags.
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "run":
 		code, err = cmdRun(ctx, args[1:], stdout, stderr, getenv)
+	case "purge":
+		err = cmdPurge(ctx, args[1:], stdout, stderr, getenv)
 	case "emulator":
 		err = cmdEmulator(ctx, args[1:], stderr)
 	case "-h", "--help", "help":

@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= bin/hdc-export
 CONFIG  ?= configs/demo.yaml
 
-.PHONY: run build test unit e2e vet lint tidy-check fuzz clean
+.PHONY: run run-minio build test unit long e2e vet lint tidy-check fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/hdc-export
@@ -18,14 +18,23 @@ run: build
 	@echo "  FROM read_parquet('lake/ihv_driver/**/*.parquet', hive_partitioning = true)"
 	@echo "  GROUP BY date ORDER BY date;"
 
-test: vet unit e2e
+# The demo against a local MinIO server (installs MinIO once, ~3 minutes).
+run-minio:
+	bash scripts/minio-demo.sh
+
+test: vet unit long e2e
 
 vet:
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
 
+# Race-enabled tests; -short leaves out the long simulations, which the
+# race detector slows tenfold (they run without it in `long`).
 unit:
-	$(GO) test -race -shuffle=on -count=1 ./...
+	$(GO) test -race -shuffle=on -short -count=1 ./...
+
+long:
+	$(GO) test -count=1 -run 'Simulated|PeakRSS' ./...
 
 e2e:
 	cd e2e && $(GO) test -count=1 ./...

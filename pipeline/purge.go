@@ -29,7 +29,7 @@ type PurgeReport struct {
 	Prefixes    map[string]int `json:"prefixes"` // "<folder>/date=YYYY-MM-DD" → objects
 	Objects     int            `json:"objects"`  // objects outside the window
 	Deleted     int            `json:"deleted"`
-	TempFolders int            `json:"temp_folders"` // crash-leftover spill folders (removed unless dry run)
+	TempFolders int            `json:"temp_folders"`          // crash-leftover spill folders (removed unless dry run)
 	OldestDate  string         `json:"oldest_date,omitempty"` // oldest dated object seen, before deleting
 	stale       []string
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hdc-export/hdc-export/pipeline"
 	"github.com/hdc-export/hdc-export/sinks"
 	"github.com/hdc-export/hdc-export/sinks/local"
+	"github.com/hdc-export/hdc-export/sinks/s3"
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (int, error) {
@@ -121,7 +122,7 @@ func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, er
 }
 
 // openSink is the one place that knows every concrete sink.
-func openSink(_ context.Context, sc SinkConfig) (sinks.Sink, error) {
+func openSink(ctx context.Context, sc SinkConfig) (sinks.Sink, error) {
 	t, err := parseSinkURL(sc.URL)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("sink.url: %w", err)}
@@ -129,6 +130,8 @@ func openSink(_ context.Context, sc SinkConfig) (sinks.Sink, error) {
 	switch t.scheme {
 	case "file":
 		return local.New(t.path)
+	case "s3":
+		return s3.New(ctx, sc.s3Config(t))
 	}
 	return nil, usageError{fmt.Errorf("sink.url: %s sinks are not available in this build", t.scheme)}
 }

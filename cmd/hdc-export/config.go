@@ -15,6 +15,7 @@ import (
 
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/pipeline"
+	"github.com/hdc-export/hdc-export/sinks/s3"
 )
 
 // Config is the whole configuration file. Each part belongs to the package
@@ -39,6 +40,9 @@ type SinkConfig struct {
 	// URL is file:///abs/path, a plain folder path (relative to the working
 	// directory), or s3://bucket/prefix.
 	URL string `yaml:"url"`
+	// S3 tunes an s3:// sink (bucket and prefix come from URL). Credentials
+	// come from the AWS SDK's standard chain, never from this file.
+	S3 s3.Config `yaml:"s3"`
 }
 
 // envOverrides are the variables an operator or container sets; they win
@@ -53,6 +57,8 @@ var envOverrides = []struct {
 	{"HDC_CLIENT_ID", func(c *Config, v string) { c.DevCenter.ClientID = v }},
 	{"HDC_CLIENT_SECRET", func(c *Config, v string) { c.DevCenter.ClientSecret = devcenter.Secret(v) }},
 	{"HDC_SINK_URL", func(c *Config, v string) { c.Sink.URL = v }},
+	{"HDC_S3_ENDPOINT", func(c *Config, v string) { c.Sink.S3.Endpoint, c.Sink.S3.PathStyle = v, true }},
+	{"HDC_S3_REGION", func(c *Config, v string) { c.Sink.S3.Region = v }},
 }
 
 // LoadConfig reads a config file: defaults, then strict YAML (an unknown
@@ -126,13 +132,25 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := parseSinkURL(c.Sink.URL); err != nil {
+	if t, err := parseSinkURL(c.Sink.URL); err != nil {
 		errs = append(errs, fmt.Errorf("sink.url: %w", err))
+	} else if t.scheme == "s3" {
+		sc := c.Sink.s3Config(t)
+		if err := sc.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("sink.%w", err))
+		}
 	}
 	if err := c.Pipeline.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// s3Config is the S3 sink's configuration with the URL's bucket and prefix.
+func (sc SinkConfig) s3Config(t sinkTarget) s3.Config {
+	c := sc.S3
+	c.Bucket, c.Prefix = t.bucket, t.prefix
+	return c
 }
 
 // sinkTarget is a parsed sink URL.

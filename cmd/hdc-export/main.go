@@ -44,6 +44,7 @@ const usage = `usage: hdc-export <command> [flags]
 commands:
   run        run one export cycle and exit (for cron, Kubernetes CronJob, Airflow, systemd timers)
   purge      delete everything older than the retention window (--dry-run, --check)
+  doctor     check a deployment: sink abilities and Dev Center credentials (--apply-lifecycle)
   emulator   serve the Dev Center API emulator with its demo account
 
 Run 'hdc-export <command> -h' for a command's flags.
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		code, err = cmdRun(ctx, args[1:], stdout, stderr, getenv)
 	case "purge":
 		err = cmdPurge(ctx, args[1:], stdout, stderr, getenv)
+	case "doctor":
+		err = cmdDoctor(ctx, args[1:], stdout, stderr, getenv)
 	case "emulator":
 		err = cmdEmulator(ctx, args[1:], stderr)
 	case "-h", "--help", "help":

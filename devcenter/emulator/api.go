@@ -67,13 +67,17 @@ type envelope struct {
 type apiHandler func(w http.ResponseWriter, r *http.Request) error
 
 // route registers the handlers of one async endpoint, keyed by method,
-// behind the bearer-token check. Other methods get 405 with an Allow header.
+// behind the bearer-token check and fault injection (see Faults). Other methods get 405 with an Allow header.
 func (e *Emulator) route(mux *http.ServeMux, pattern string, handlers map[string]apiHandler) {
 	methods := make([]string, 0, len(handlers))
 	for method, h := range handlers {
 		methods = append(methods, method)
 		mux.HandleFunc(method+" "+pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := e.checkBearer(r); err != nil {
+				writeEnvelopeError(w, err)
+				return
+			}
+			if err := e.apiFault(w, r); err != nil {
 				writeEnvelopeError(w, err)
 				return
 			}

@@ -122,9 +122,8 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 // checkBearer returns a 401 *apiError unless r carries a bearer token that
 // the token endpoint issued and that has not expired by the emulator's clock.
 func (e *Emulator) checkBearer(r *http.Request) error {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token := bearerToken(r)
+	if token == "" {
 		return unauthorized("an Authorization: Bearer <access token> header is required")
 	}
 	e.mu.Lock()
@@ -137,6 +136,15 @@ func (e *Emulator) checkBearer(r *http.Request) error {
 		return unauthorized("the access token has expired")
 	}
 	return nil
+}
+
+// bearerToken is the token of r's Authorization: Bearer header, or "".
+func bearerToken(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
 }
 
 // tokenMethodNotAllowed answers non-POST requests to the token endpoint.

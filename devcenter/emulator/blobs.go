@@ -98,14 +98,18 @@ func (e *Emulator) serveReportBlob(w http.ResponseWriter, r *http.Request) {
 	if e.opts.Gzip {
 		contentType = "application/octet-stream"
 	}
-	serveBlob(w, r, at, f.data, f.md5, contentType)
+	e.serveBlob(w, r, at, f.data, f.md5, contentType)
 }
 
 // serveBlob serves data like Azure Blob Storage: with Range support (via
 // http.ServeContent), an ETag, and the MD5 of the whole blob in
 // x-ms-blob-content-md5 and, unless a range is requested (whose body is not
-// the whole blob), in Content-MD5.
-func serveBlob(w http.ResponseWriter, r *http.Request, modified time.Time, data []byte, sum [md5.Size]byte, contentType string) {
+// the whole blob), in Content-MD5. Blob faults (see Faults) apply here.
+func (e *Emulator) serveBlob(w http.ResponseWriter, r *http.Request, modified time.Time, data []byte, sum [md5.Size]byte, contentType string) {
+	w, answered := e.blobFault(w, r)
+	if answered {
+		return
+	}
 	digest := base64.StdEncoding.EncodeToString(sum[:])
 	h := w.Header()
 	h.Set("Content-Type", contentType)

@@ -16,13 +16,20 @@ import (
 // redirect to (undocumented for the real service).
 const cabLinkTTL = time.Hour
 
-// Cab sizes: mostly small minidumps, one in bigCabRate several MiB.
+// Cab sizes by default (both Options.CabSizeMin and CabSizeMax 0): mostly
+// small minidumps, one in bigCabRate several MiB.
 const (
 	bigCabRate = 10
 	smallCabLo = 100 << 10
 	smallCabHi = 600 << 10
 	bigCabLo   = 2 << 20
 	bigCabHi   = 6 << 20
+)
+
+// Limits of configured cab sizes.
+const (
+	cabHeaderSize = 36      // a CFHEADER without reserved fields
+	maxCabSize    = 1 << 30 // cabs are generated in memory
 )
 
 // cabEndpoint is one of the three cab download endpoints.
@@ -39,11 +46,18 @@ const (
 // token and a cab of the endpoint's view that the data set produced, it
 // answers 302 with Location set to a signed /blobs/cabs/{cabIdHash}.cab URL
 // valid for an hour. A missing parameter is a 400; an unknown cab or
-// application a 404. Errors use the Store-analytics error body documented
-// for the /v1.0/my/analytics endpoints.
+// application a 404, and so is a cab whose CabExpirationTime has passed by
+// the emulator's clock (the docs do not say what an expired cab answers; a
+// 404 "expired" is the most plausible). Errors use the Store-analytics
+// error body documented for the /v1.0/my/analytics endpoints. API faults
+// (see Faults) apply after the token check.
 func (e *Emulator) cabDownload(ep cabEndpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := e.checkBearer(r); err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		if err := e.apiFault(w, r); err != nil {
 			writeStoreError(w, err)
 			return
 		}
@@ -62,6 +76,7 @@ func (e *Emulator) cabDownload(ep cabEndpoint) http.HandlerFunc {
 			view = viewOEM
 		}
 		ref, ok := e.knownCab(hash)
+		now := e.now()
 		switch {
 		case !ok || ref.view != view:
 			writeStoreError(w, notFound("no cab with cabIdHash %q", hash))
@@ -69,27 +84,45 @@ func (e *Emulator) cabDownload(ep cabEndpoint) http.HandlerFunc {
 		case ep == cabEndpointDriver && !slices.Contains(e.data.catalogs[viewIHV].apps, app):
 			writeStoreError(w, notFound("no driver product with applicationId %q", app))
 			return
+		case e.cabExpired(ref, now):
+			writeStoreError(w, notFound("the cab with cabIdHash %q expired at %s", hash, e.cabExpiry(ref).Format(rowTimeLayout)))
+			return
 		}
 		path := "/blobs/cabs/" + encodeCabID(e.seed, ref) + ".cab"
-		w.Header().Set("Location", e.signedURL(r, path, e.now(), cabLinkTTL))
+		w.Header().Set("Location", e.signedURL(r, path, now, cabLinkTTL))
 		w.WriteHeader(http.StatusFound)
 	}
 }
 
 // serveCabBlob serves GET /blobs/cabs/{cabIdHash}.cab for a valid unexpired
-// signature: a deterministic pseudo-cab, generated on each request.
+// signature: a deterministic pseudo-cab, generated on each request. A cab
+// past its CabExpirationTime is gone: 404 ResourceNotFound, even with a link
+// obtained before.
 func (e *Emulator) serveCabBlob(w http.ResponseWriter, r *http.Request) {
 	if !e.checkSignature(w, r) {
 		return
 	}
 	hash, isCab := strings.CutSuffix(r.PathValue("file"), ".cab")
 	ref, ok := e.knownCab(hash)
-	if !isCab || !ok {
+	if !isCab || !ok || e.cabExpired(ref, e.now()) {
 		writeBlobError(w, http.StatusNotFound, blobNotFound, msgNotFound)
 		return
 	}
 	data := e.cabContent(ref)
-	serveBlob(w, r, e.data.cab(ref.view, ref.day, ref.index).collected, data, md5.Sum(data), "application/octet-stream")
+	e.serveBlob(w, r, e.data.cab(ref.view, ref.day, ref.index).collected, data, md5.Sum(data), "application/octet-stream")
+}
+
+// CabBytes returns the exact bytes the emulator serves for the cab with
+// the given CabIdHash (hex digits in any case), without HTTP: ground truth
+// for tests and benchmarks. ok is false if the data set never produced
+// that cab. Expired cabs are returned too, although the endpoints no
+// longer serve them.
+func (e *Emulator) CabBytes(cabIDHash string) ([]byte, bool) {
+	ref, ok := e.knownCab(strings.TrimSpace(cabIDHash))
+	if !ok {
+		return nil, false
+	}
+	return e.cabContent(ref), true
 }
 
 // knownCab resolves a CabIdHash the data set produced: one that decodes,
@@ -102,16 +135,37 @@ func (e *Emulator) knownCab(hash string) (cabRef, bool) {
 	return ref, true
 }
 
+// cabExpiry is the cab's CabExpirationTime, as the rows show it.
+func (e *Emulator) cabExpiry(ref cabRef) time.Time {
+	return e.data.cab(ref.view, ref.day, ref.index).collected.Add(cabRetention)
+}
+
+// cabExpired reports whether the cab can no longer be downloaded at now:
+// from its CabExpirationTime on.
+func (e *Emulator) cabExpired(ref cabRef, now time.Time) bool {
+	return !now.Before(e.cabExpiry(ref))
+}
+
+// cabSize is the cab's size in bytes (see Options.CabSizeMin), a pure
+// function of (seed, cab).
+func (e *Emulator) cabSize(ref cabRef) int {
+	h := hashOf(e.seed, tagCabSize, ref.payload())
+	if lo, hi := e.opts.CabSizeMin, e.opts.CabSizeMax; hi > 0 {
+		return lo + int((h>>8)%uint64(hi-lo+1))
+	}
+	if h%bigCabRate == 0 {
+		return bigCabLo + int((h>>8)%(bigCabHi-bigCabLo))
+	}
+	return smallCabLo + int((h>>8)%(smallCabHi-smallCabLo))
+}
+
 // cabContent is the cab's bytes: a cabinet header (signature "MSCF", total
 // size, one folder, one file) followed by pseudo-random bytes, all a pure
-// function of (seed, cab). Sizes are 100–600 KiB, one cab in 10 2–6 MiB.
+// function of (seed, cab), cabSize(ref) long.
 func (e *Emulator) cabContent(ref cabRef) []byte {
 	payload := ref.payload()
 	h := hashOf(e.seed, tagCabSize, payload)
-	size := smallCabLo + int((h>>8)%(smallCabHi-smallCabLo))
-	if h%bigCabRate == 0 {
-		size = bigCabLo + int((h>>8)%(bigCabHi-bigCabLo))
-	}
+	size := e.cabSize(ref)
 	data := make([]byte, size)
 	s := newStream(e.seed, tagCabBytes, payload)
 	for i := 0; i < len(data); i += 8 {

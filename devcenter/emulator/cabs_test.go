@@ -248,3 +248,103 @@ func TestFileCacheEvictsLeastRecentlyUsed(t *testing.T) {
 		t.Errorf("a failed render is cached: %v", err)
 	}
 }
+
+func TestCabExpires(t *testing.T) {
+	h := newHarness(t, Options{}, testNow)
+	_, _, records := h.download(h.newestLink(DemoOEMReportID), '\t')
+	hashes, expiries := column(t, records, "CabIdHash"), column(t, records, "CabExpirationTime")
+	i := slices.IndexFunc(hashes, func(s string) bool { return s != "" })
+	cab := hashes[i]
+	expiry, err := time.Parse(rowTimeLayout, expiries[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/v1.0/my/analytics/hardware/cabdownload?cabIdHash=" + cab
+
+	// Still downloadable one second before CabExpirationTime.
+	h.clock.Set(expiry.Add(-time.Second))
+	h.token = h.newToken()
+	location := h.cabRedirect(path)
+	if resp, body := h.get(location); resp.StatusCode != http.StatusOK || !bytes.HasPrefix(body, []byte("MSCF")) {
+		t.Fatalf("cab before expiry: status %d", resp.StatusCode)
+	}
+
+	// From CabExpirationTime on: 404 from the endpoint, and the blob is gone
+	// although its link is still valid.
+	h.clock.Set(expiry)
+	resp, body := h.call(http.MethodGet, path, nil)
+	var e storeError
+	if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != http.StatusNotFound ||
+		e.InnerError.Code != "ResourceNotFound" || !strings.Contains(e.InnerError.Data[0], "expired at "+expiries[i]) {
+		t.Errorf("expired cab: status %d body %s", resp.StatusCode, body)
+	}
+	resp, body = h.get(location)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "<Code>ResourceNotFound</Code>") {
+		t.Errorf("expired cab blob: status %d body %s", resp.StatusCode, body)
+	}
+	// The ground truth is still available.
+	if data, ok := h.em.CabBytes(cab); !ok || !bytes.HasPrefix(data, []byte("MSCF")) {
+		t.Error("CabBytes of an expired cab")
+	}
+}
+
+func TestCabSizeOptions(t *testing.T) {
+	ref := func(c int) cabRef { return cabRef{view: viewIHV, day: dayNumber(testNow) - 2, index: c} }
+	tests := []struct {
+		opts   Options
+		lo, hi int
+	}{
+		{Options{CabSizeMin: 1000, CabSizeMax: 3000}, 1000, 3000},
+		{Options{CabSizeMin: 4096}, 4096, 4096},
+		{Options{CabSizeMax: 10}, cabHeaderSize, cabHeaderSize},
+		{Options{CabSizeMax: 200}, cabHeaderSize, 200},
+	}
+	for _, tt := range tests {
+		em := New(tt.opts)
+		var sizes []int
+		for c := range 40 {
+			data := em.cabContent(ref(c))
+			n := len(data)
+			if n < tt.lo || n > tt.hi || !bytes.HasPrefix(data, []byte("MSCF")) || binary.LittleEndian.Uint32(data[8:]) != uint32(n) {
+				t.Errorf("%+v: cab of %d bytes, header % x", tt.opts, n, data[:min(n, 12)])
+			}
+			sizes = append(sizes, n)
+		}
+		if distinct := len(slices.Compact(slices.Sorted(slices.Values(sizes)))); tt.hi-tt.lo > 1000 && distinct < 30 {
+			t.Errorf("%+v: only %d distinct sizes", tt.opts, distinct)
+		}
+		if !bytes.Equal(em.cabContent(ref(7)), New(tt.opts).cabContent(ref(7))) {
+			t.Errorf("%+v: cab bytes differ between emulators", tt.opts)
+		}
+	}
+	for _, opts := range []Options{{CabSizeMin: 10, CabSizeMax: 5}, {CabSizeMin: -1}, {CabSizeMax: 2 << 30}} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "option") {
+					t.Errorf("New(%+v): panic %v, want one naming the option", opts, r)
+				}
+			}()
+			New(opts)
+		}()
+	}
+}
+
+func TestCabBytesMatchesDownload(t *testing.T) {
+	h := newHarness(t, Options{CabSizeMin: 5000, CabSizeMax: 9000}, testNow)
+	cab, app := h.firstCab(DemoIHVReportID)
+	_, body := h.get(h.cabRedirect("/analytics/driver/cabdownload?applicationId=" + app + "&cabIdHash=" + cab))
+	for _, id := range []string{cab, strings.ToUpper(cab)} {
+		data, ok := h.em.CabBytes(id)
+		if !ok || !bytes.Equal(data, body) {
+			t.Errorf("CabBytes(%s): ok %v, %d bytes, want the %d downloaded", id, ok, len(data), len(body))
+		}
+	}
+	if len(body) < 5000 || len(body) > 9000 {
+		t.Errorf("cab of %d bytes", len(body))
+	}
+	for _, id := range []string{"c1a51104-d682-4230-be14-7278b18e3555", "nope", ""} {
+		if _, ok := h.em.CabBytes(id); ok {
+			t.Errorf("CabBytes(%q) found a cab", id)
+		}
+	}
+}

@@ -30,7 +30,14 @@
 // Runs are computed from the clock at request time, so simulated time makes
 // reports run. A report file is a pure function of the options, the
 // template and the run time, a cab of the seed and its id, so two emulators
-// with the same options serve the same bytes.
+// with the same options serve the same bytes. Templates are applied in
+// full: condition, projection, aggregation (with its HAVING condition),
+// orderby and limit (see query). Cabs stop being served at their
+// CabExpirationTime.
+//
+// Options.Faults and SetFaults inject failures (429, 500 and 401 answers,
+// truncated, stalled and "expired" blob downloads) to exercise clients'
+// retry paths; FaultCounts tells how many fired.
 //
 // The behaviour follows the project's API reference (devcenter-api.md);
 // where the documents are silent or contradict each other, the choice made
@@ -42,6 +49,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -91,6 +99,16 @@ type Options struct {
 	TokenTTL time.Duration
 	// LinkTTL is the lifetime of report download links; 0 means 12h.
 	LinkTTL time.Duration
+	// Faults injects failures into API calls and blob downloads (see
+	// Faults); the zero value injects none. SetFaults changes them later.
+	Faults Faults
+	// CabSizeMin and CabSizeMax bound the sizes of cabs in bytes. When both
+	// are 0, sizes are mostly 100–600 KiB, one cab in 10 2–6 MiB. Otherwise
+	// each cab's size is uniform in [CabSizeMin, CabSizeMax] (a zero
+	// CabSizeMax means CabSizeMin, a fixed size); sizes below the 36-byte
+	// cabinet header are raised to 36, and CabSizeMax may be at most 1 GiB.
+	// A cab's size and bytes are a pure function of the seed and its id.
+	CabSizeMin, CabSizeMax int
 }
 
 // Emulator is the emulated service. It is safe for concurrent use.
@@ -102,6 +120,10 @@ type Emulator struct {
 	files *fileCache
 	mux   *http.ServeMux
 
+	faults      atomic.Pointer[Faults] // never nil after New
+	faultDraws  atomic.Uint64          // requests that drew a fault number
+	faultCounts [numFaultKinds]atomic.Int64
+
 	mu             sync.Mutex // guards everything below
 	tokens         map[string]time.Time
 	templates      map[int]*template
@@ -112,8 +134,9 @@ type Emulator struct {
 
 // New returns an emulator holding the demo account (templates
 // DemoIHVTemplateID and DemoOEMTemplateID, scheduled reports DemoIHVReportID
-// and DemoOEMReportID). It panics if opts.Delimiter or opts.DateFormat has an
-// unsupported value, as that is a programming error.
+// and DemoOEMReportID). It panics if an option has an unsupported value
+// (Delimiter, DateFormat, Faults, CabSizeMin/CabSizeMax), as that is a
+// programming error.
 func New(opts Options) *Emulator {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -133,6 +156,7 @@ func New(opts Options) *Emulator {
 		nextTemplateID: 1,
 		nextReportID:   1,
 	}
+	e.faults.Store(&o.Faults)
 	e.addDemoAccount()
 	e.mux = e.routes()
 	return e
@@ -184,6 +208,23 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.LinkTTL <= 0 {
 		o.LinkTTL = 12 * time.Hour
+	}
+	if err := o.Faults.validate(); err != nil {
+		return o, fmt.Errorf("option Faults: %w", err)
+	}
+	switch {
+	case o.CabSizeMin < 0 || o.CabSizeMax < 0:
+		return o, fmt.Errorf("options CabSizeMin %d and CabSizeMax %d must not be negative", o.CabSizeMin, o.CabSizeMax)
+	case o.CabSizeMax == 0:
+		o.CabSizeMax = o.CabSizeMin
+	case o.CabSizeMax < o.CabSizeMin:
+		return o, fmt.Errorf("option CabSizeMax %d is below CabSizeMin %d", o.CabSizeMax, o.CabSizeMin)
+	}
+	if o.CabSizeMax > maxCabSize {
+		return o, fmt.Errorf("option CabSizeMax %d exceeds %d bytes", o.CabSizeMax, maxCabSize)
+	}
+	if o.CabSizeMax > 0 {
+		o.CabSizeMin, o.CabSizeMax = max(o.CabSizeMin, cabHeaderSize), max(o.CabSizeMax, cabHeaderSize)
 	}
 	return o, nil
 }

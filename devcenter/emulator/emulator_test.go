@@ -6,7 +6,7 @@ import (
 )
 
 func TestNewRejectsUnsupportedOptions(t *testing.T) {
-	for _, opts := range []Options{{Delimiter: ';'}, {DateFormat: "rfc3339"}} {
+	for _, opts := range []Options{{Delimiter: ';'}, {DateFormat: "rfc3339"}, {Faults: Faults{Expire: 2}}} {
 		func() {
 			defer func() {
 				if r := recover(); r == nil || !strings.Contains(r.(string), "option") {

@@ -8,6 +8,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"iter"
 	"strconv"
 	"sync"
 )
@@ -24,15 +25,15 @@ type fileKey struct {
 	revision   int
 }
 
-// fileSpec is everything needed to generate one run's file. Its columns
-// slice belongs to a template, which is never modified after creation (an
-// edit replaces the template), so a fileSpec is safe to use without locks.
+// fileSpec is everything needed to generate one run's file. Its query
+// belongs to a template, which is never modified after creation (an edit
+// replaces the template), so a fileSpec is safe to use without locks.
 type fileSpec struct {
-	key     fileKey
-	view    viewID
-	columns []columnID
-	period  int   // failure dates covered
-	runDay  int64 // the run's UTC date, days since 1970-01-01
+	key    fileKey
+	view   viewID
+	query  *query
+	period int   // failure dates covered
+	runDay int64 // the run's UTC date, days since 1970-01-01
 }
 
 // fileExt is the extension of report files: tsv or csv, plus .gz if gzipped.
@@ -47,11 +48,10 @@ func (e *Emulator) fileExt() string {
 	return ext
 }
 
-// renderReport generates a run's file: a header row of the projected column
-// names, then for each covered failure date, oldest first, the first
-// rowsAtAge(age) rows of that date, projected. Files are written with
-// encoding/csv (LF line ends) and gzip-compressed if configured; the output
-// is a pure function of the options and spec.
+// renderReport generates a run's file: a header row, then the rows the
+// template's query makes of the run's rows (see reportRows and query).
+// Files are written with encoding/csv (LF line ends) and gzip-compressed if
+// configured; the output is a pure function of the options and spec.
 func (e *Emulator) renderReport(spec fileSpec) ([]byte, error) {
 	var buf bytes.Buffer
 	var out io.Writer = &buf
@@ -63,26 +63,11 @@ func (e *Emulator) renderReport(spec fileSpec) ([]byte, error) {
 	w := csv.NewWriter(out)
 	w.Comma = e.opts.Delimiter
 
-	fields := make([]string, len(spec.columns))
-	for i, c := range spec.columns {
-		fields[i] = columnNames[c]
-	}
-	if err := w.Write(fields); err != nil {
+	if err := w.Write(spec.query.header()); err != nil {
 		return nil, fmt.Errorf("writing header of report %d: %w", spec.key.reportID, err)
 	}
-	var row record
-	row[colReportID] = strconv.Itoa(spec.key.reportID)
-	for day := spec.runDay - int64(spec.period); day < spec.runDay; day++ {
-		n := e.data.rowsAtAge(int(spec.runDay - day))
-		for i := range n {
-			e.data.fillRow(spec.view, day, i, &row)
-			for j, c := range spec.columns {
-				fields[j] = row[c]
-			}
-			if err := w.Write(fields); err != nil {
-				return nil, fmt.Errorf("writing rows of report %d: %w", spec.key.reportID, err)
-			}
-		}
+	if err := spec.query.run(e.reportRows(spec), w.Write); err != nil {
+		return nil, fmt.Errorf("writing rows of report %d: %w", spec.key.reportID, err)
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -94,6 +79,25 @@ func (e *Emulator) renderReport(spec fileSpec) ([]byte, error) {
 		}
 	}
 	return buf.Bytes(), nil
+}
+
+// reportRows yields the rows a run sees before the template applies: for
+// each covered failure date, oldest first, the first rowsAtAge(age) rows of
+// that date, with ReportId set to the report's id. The record is reused
+// between iterations.
+func (e *Emulator) reportRows(spec fileSpec) iter.Seq[*record] {
+	return func(yield func(*record) bool) {
+		var row record // fillRow leaves ReportId alone
+		row[colReportID] = strconv.Itoa(spec.key.reportID)
+		for day := spec.runDay - int64(spec.period); day < spec.runDay; day++ {
+			for i := range e.data.rowsAtAge(int(spec.runDay - day)) {
+				e.data.fillRow(spec.view, day, i, &row)
+				if !yield(&row) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // fileCache keeps generated files so that serving one again costs no

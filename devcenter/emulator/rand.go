@@ -16,6 +16,7 @@ const (
 	tagCabSize
 	tagCabBytes
 	tagRunFailure
+	tagFault
 )
 
 // mix64 is the SplitMix64 output function: a bijection of uint64 that

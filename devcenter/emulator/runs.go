@@ -144,11 +144,11 @@ func (e *Emulator) finishedRun(id int, at time.Time) (fileSpec, bool) {
 	}
 	t := e.templates[rep.templateID]
 	return fileSpec{
-		key:     fileKey{reportID: id, run: at.Unix(), templateID: t.id, revision: t.revision},
-		view:    t.view,
-		columns: t.columns,
-		period:  t.period,
-		runDay:  dayNumber(at),
+		key:    fileKey{reportID: id, run: at.Unix(), templateID: t.id, revision: t.revision},
+		view:   t.view,
+		query:  t.query,
+		period: t.period,
+		runDay: dayNumber(at),
 	}, true
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,12 +21,6 @@ var reportPeriods = map[string]int{
 var periodNames = []string{"Yesterday", "Last3Days", "Last7Days", "Last10Days",
 	"Last15Days", "Last30Days", "Last60Days", "Last90Days"}
 
-// aggregateExpr matches FUNC(Column) in aggregation.aggregatedColumns.
-var aggregateExpr = regexp.MustCompile(`^\s*([A-Za-z]+)\s*\(\s*([A-Za-z]+)\s*\)\s*$`)
-
-// aggregateFuncs are the accepted aggregate functions (matched case-insensitively).
-var aggregateFuncs = []string{"SUM", "AVG", "COUNT", "DCOUNT", "MAX", "MIN"}
-
 // templateDef is a report template definition as clients send it, and as
 // the list and get endpoints echo it inside a JSON-encoded string.
 type templateDef struct {
@@ -44,19 +37,16 @@ type dateRange struct {
 	ReportPeriod string `json:"reportPeriod"`
 }
 
-// template is a stored report template.
-//
-// Generated files apply only the view, the projection and the report
-// period. Condition, aggregation, orderby and limit are checked for shape,
-// stored verbatim and echoed back, but not applied to the data (a later
-// task).
+// template is a stored report template. Its definition is stored as
+// received (view and period names canonicalized) and echoed back; the
+// compiled query applies it to the generated files.
 type template struct {
 	id       int
 	def      templateDef // canonical view and period names
 	view     viewID
-	columns  []columnID // the projection
-	period   int        // failure dates covered by a run
-	revision int        // bumped by every edit; keys the file cache
+	query    *query // projection, condition, aggregation, orderby, limit
+	period   int    // failure dates covered by a run
+	revision int    // bumped by every edit; keys the file cache
 	created  time.Time
 	modified time.Time
 }
@@ -174,7 +164,8 @@ func readTemplate(w http.ResponseWriter, r *http.Request) (*template, error) {
 }
 
 // compileTemplate validates def, canonicalizes the view and period names,
-// drops JSON nulls from the optional parts and resolves the projection.
+// drops JSON nulls from the optional parts and compiles the query (see
+// query and condition for the semantics).
 func compileTemplate(def templateDef) (*template, error) {
 	t := &template{}
 	if strings.TrimSpace(def.View) == "" {
@@ -186,22 +177,6 @@ func compileTemplate(def templateDef) (*template, error) {
 	}
 	t.view, def.View = view, view.String()
 
-	if len(def.Projection) == 0 {
-		return nil, badRequest("projection is required: list at least one column of view %s", view)
-	}
-	seen := make(map[columnID]bool, len(def.Projection))
-	for i, name := range def.Projection {
-		col, ok := columnsByName[view][name]
-		switch {
-		case !ok:
-			return nil, badRequest("projection[%d]: column %q is not available in view %s", i, name, view)
-		case seen[col]:
-			return nil, badRequest("projection[%d]: column %q is listed twice", i, name)
-		}
-		seen[col] = true
-		t.columns = append(t.columns, col)
-	}
-
 	period, name, ok := parsePeriod(def.DateRange.ReportPeriod)
 	switch {
 	case def.DateRange.ReportPeriod == "":
@@ -212,21 +187,11 @@ func compileTemplate(def templateDef) (*template, error) {
 	t.period, def.DateRange.ReportPeriod = period, name
 
 	def.Condition, def.Aggregation, def.OrderBy = dropNull(def.Condition), dropNull(def.Aggregation), dropNull(def.OrderBy)
-	if err := checkCondition(def.Condition, "condition"); err != nil {
+	q, err := compileQuery(def, view)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkAggregation(def.Aggregation, view); err != nil {
-		return nil, err
-	}
-	if def.OrderBy != nil {
-		var order []map[string]json.RawMessage
-		if err := json.Unmarshal(def.OrderBy, &order); err != nil {
-			return nil, badRequest("orderby must be an array of {attribute, sort} objects")
-		}
-	}
-	if def.Limit != nil && *def.Limit < 0 {
-		return nil, badRequest("limit must be >= 0 (0 means all records), got %d", *def.Limit)
-	}
+	t.query = q
 	t.def = def
 	return t, nil
 }
@@ -239,46 +204,6 @@ func parsePeriod(s string) (days int, canonical string, ok bool) {
 		}
 	}
 	return 0, "", false
-}
-
-// checkCondition checks that a filter tree is a JSON object; its contents
-// are stored, not interpreted.
-func checkCondition(raw json.RawMessage, field string) error {
-	if raw == nil {
-		return nil
-	}
-	var tree map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &tree); err != nil {
-		return badRequest("%s must be an object", field)
-	}
-	return nil
-}
-
-// checkAggregation checks the shape of aggregation and that every
-// aggregated column is FUNC(Column) with a known function and a column of
-// the view.
-func checkAggregation(raw json.RawMessage, view viewID) error {
-	if raw == nil {
-		return nil
-	}
-	var agg struct {
-		AggregatedColumns []string        `json:"aggregatedColumns"`
-		Condition         json.RawMessage `json:"condition"`
-	}
-	if err := json.Unmarshal(raw, &agg); err != nil {
-		return badRequest("aggregation must be an object with aggregatedColumns (an array of strings) and an optional condition")
-	}
-	for i, expr := range agg.AggregatedColumns {
-		m := aggregateExpr.FindStringSubmatch(expr)
-		if m == nil || !slices.Contains(aggregateFuncs, strings.ToUpper(m[1])) {
-			return badRequest("aggregation.aggregatedColumns[%d]: %q is not FUNC(Column) with FUNC one of %s",
-				i, expr, strings.Join(aggregateFuncs, ", "))
-		}
-		if _, ok := columnsByName[view][m[2]]; !ok {
-			return badRequest("aggregation.aggregatedColumns[%d]: column %q is not available in view %s", i, m[2], view)
-		}
-	}
-	return checkCondition(dropNull(agg.Condition), "aggregation.condition")
 }
 
 // dropNull maps an absent or JSON null value to nil.

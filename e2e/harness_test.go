@@ -234,42 +234,80 @@ type summary map[string]any
 
 // runExport runs one `hdc-export run --config configs/demo.yaml` cycle into
 // the lake folder. With a nil emulator the config's embedded emulator is
-// used (no HDC_API_URL). It fails the test unless the command exits 0.
+// used (no HDC_API_URL). It fails the test unless the command succeeds.
 func runExport(t *testing.T, lake string, emu *emulator) summary {
 	t.Helper()
-	root := repoRoot(t)
+	env := append([]string{"HDC_SINK_URL=file://" + lake}, emu.env()...)
+	return runExportWith(t, filepath.Join(repoRoot(t), "configs", "demo.yaml"), childEnv(env))
+}
+
+// env returns the HDC_* variables that point hdc-export at the emulator's
+// demo account, or none for a nil emulator.
+func (e *emulator) env() []string {
+	if e == nil {
+		return nil
+	}
+	return []string{
+		"HDC_API_URL=" + e.URL,
+		"HDC_TOKEN_URL=" + e.TokenURL,
+		"HDC_TENANT_ID=" + demoTenant,
+		"HDC_CLIENT_ID=" + demoClient,
+		"HDC_CLIENT_SECRET=" + demoSecret,
+	}
+}
+
+// exitNothingNew is the exit code of a `hdc-export run` cycle that found
+// no new run and nothing to purge; like 0, it is a success.
+const exitNothingNew = 5
+
+// runExportWith runs one `hdc-export run --config config` cycle with the
+// complete child environment env, in a fresh working folder. It fails the
+// test unless the command succeeds (exit 0, or exitNothingNew) with a JSON
+// summary.
+func runExportWith(t *testing.T, config string, env []string) summary {
+	t.Helper()
 	work := t.TempDir()
 	sumFile := filepath.Join(work, "summary.json")
-	env := []string{"HDC_SINK_URL=file://" + lake}
-	if emu != nil {
-		env = append(env,
-			"HDC_API_URL="+emu.URL,
-			"HDC_TOKEN_URL="+emu.TokenURL,
-			"HDC_TENANT_ID="+demoTenant,
-			"HDC_CLIENT_ID="+demoClient,
-			"HDC_CLIENT_SECRET="+demoSecret,
-		)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, hdcBinary(t), "run", "--config", filepath.Join(root, "configs", "demo.yaml"), "--summary-json", sumFile)
-	cmd.Env = childEnv(env)
+	cmd := exec.CommandContext(ctx, hdcBinary(t), "run", "--config", config, "--summary-json", sumFile)
+	cmd.Env = env
 	cmd.Dir = work // a relative sink in the config could never land in the repository
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("hdc-export run (%s): %v\nstdout:\n%s\nstderr:\n%s", strings.Join(env, " "), err, stdout.String(), tail(stderr.String(), 4000))
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	code := 0
+	if errors.As(err, &exitErr) && exitErr.Exited() {
+		code = exitErr.ExitCode()
+	}
+	if err != nil && code != exitNothingNew {
+		t.Fatalf("hdc-export run --config %s (%s): %v\nstdout:\n%s\nstderr:\n%s", config, strings.Join(hdcVars(env), " "), err, stdout.String(), tail(stderr.String(), 4000))
 	}
 	var sum summary
 	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
 		t.Fatalf("hdc-export run: stdout is not a JSON summary: %v\n%s", err, stdout.String())
 	}
+	if n, _ := sum["runs_ingested"].(float64); code == exitNothingNew && n > 0 {
+		t.Errorf("hdc-export run exited %d (nothing new) but ingested %v runs", code, n)
+	}
 	if b, err := os.ReadFile(sumFile); err != nil || !bytes.Equal(b, stdout.Bytes()) {
 		t.Errorf("--summary-json file differs from stdout (err %v)", err)
 	}
-	t.Logf("hdc-export run took %s: %s", time.Since(start).Round(time.Millisecond), compactSummary(sum))
+	t.Logf("hdc-export run took %s (exit %d): %s", time.Since(start).Round(time.Millisecond), code, compactSummary(sum))
 	return sum
+}
+
+// hdcVars returns the HDC_* entries of env, for failure messages.
+func hdcVars(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HDC_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func compactSummary(s summary) string {
@@ -322,9 +360,16 @@ func sameWorld(a, b map[string]*apiclient.Truth) bool {
 // export ran (a run finishing, or midnight UTC), it exports again.
 func exportWithTruth(t *testing.T, emu *emulator, lake string) map[string]*apiclient.Truth {
 	t.Helper()
+	return exportWithTruthFunc(t, emu, func() { runExport(t, lake, emu) })
+}
+
+// exportWithTruthFunc is exportWithTruth for any export: export runs one
+// cycle into the same lake each time it is called.
+func exportWithTruthFunc(t *testing.T, emu *emulator, export func()) map[string]*apiclient.Truth {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		before := groundTruth(t, emu)
-		runExport(t, lake, emu)
+		export()
 		after := groundTruth(t, emu)
 		if sameWorld(before, after) {
 			return after

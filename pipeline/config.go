@@ -25,6 +25,8 @@ type Config struct {
 	Reports   []ReportConfig `yaml:"reports"`
 	Retention Retention      `yaml:"retention"`
 	Parquet   ParquetConfig  `yaml:"parquet"`
+	// Cabs configures mirroring crash-dump cabs into the lake (see CabsConfig).
+	Cabs CabsConfig `yaml:"cabs"`
 	// TempDir holds spill files while a run is converted; default os.TempDir().
 	// Files there are removed at the end of every run and, if a crash left
 	// any, at the start of the next.
@@ -58,27 +60,27 @@ type ReportConfig struct {
 	Schedule     ScheduleConfig        `yaml:"schedule"`
 }
 
-// ScheduleConfig is the schedule created for a template that has none.
+// ScheduleConfig is the schedule a template should have. A zero field is
+// "any": an existing schedule is not edited for it, and a new schedule
+// gets the default.
 type ScheduleConfig struct {
 	Start         time.Time `yaml:"start"`          // first run (UTC); default: next midnight UTC
 	IntervalHours int       `yaml:"interval_hours"` // >= 12; default 24
 	Recurrence    int       `yaml:"recurrence"`     // number of runs; default 3650
 }
 
+// Default schedule values for new schedules.
+const (
+	DefaultIntervalHours = 24
+	DefaultRecurrence    = 3650
+)
+
 // SetDefaults fills unset fields.
 func (c *Config) SetDefaults() {
 	if c.Retention.Days == 0 {
 		c.Retention.Days = MaxRetentionDays
 	}
-	for i := range c.Reports {
-		s := &c.Reports[i].Schedule
-		if s.IntervalHours == 0 {
-			s.IntervalHours = 24
-		}
-		if s.Recurrence == 0 {
-			s.Recurrence = 3650
-		}
-	}
+	c.Cabs.setDefaults()
 }
 
 var datasetRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -106,6 +108,7 @@ func (c *Config) Validate() error {
 	if c.Parquet.RowGroupRows < 0 {
 		errs = append(errs, errors.New("parquet.row_group_rows: must not be negative"))
 	}
+	errs = append(errs, c.Cabs.validate()...)
 	if len(c.Reports) == 0 {
 		errs = append(errs, errors.New("reports: at least one report is required"))
 	}
@@ -119,11 +122,11 @@ func (c *Config) Validate() error {
 		}
 		seen[r.Name] = true
 		errs = append(errs, validateTemplate(path+".template", r.Template)...)
-		if r.Schedule.IntervalHours < 12 {
+		if r.Schedule.IntervalHours != 0 && r.Schedule.IntervalHours < 12 {
 			errs = append(errs, fmt.Errorf("%s.schedule.interval_hours: %d is below the API's minimum of 12", path, r.Schedule.IntervalHours))
 		}
-		if r.Schedule.Recurrence < 1 {
-			errs = append(errs, fmt.Errorf("%s.schedule.recurrence: must be at least 1", path))
+		if r.Schedule.Recurrence < 0 {
+			errs = append(errs, fmt.Errorf("%s.schedule.recurrence: must not be negative", path))
 		}
 	}
 	return errors.Join(errs...)

@@ -97,6 +97,9 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		res.partitions++
 		res.bytes += n
 	}
+	if err := r.fence(ctx); err != nil {
+		return res, err
+	}
 	if err := putJSON(ctx, r.Sink, CommitKey(rc.Name, int64(reportID), j.run.Time), res.commit); err != nil {
 		return res, err
 	}
@@ -112,8 +115,11 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout *schema.Layout, sp *spill, j job, w Window, c *Commit) error {
 	var row parquet.Row
 	for n := 0; ; n++ {
-		if n%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			r.progress("%s: %d rows read", file, n)
 		}
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -190,6 +196,9 @@ func (r *Runner) open(ctx context.Context, reportID devcenter.ID, run devcenter.
 // object is put before the manifest, so a crash in between is redone by the
 // next run. It returns the bytes written.
 func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID devcenter.ID, run string, d Date, layout *schema.Layout, part *spillPart) (int64, error) {
+	if err := r.fence(ctx); err != nil {
+		return 0, err
+	}
 	var old Manifest
 	err := getJSON(ctx, r.Sink, ManifestKey(dataset, d), &old)
 	switch {

@@ -75,6 +75,9 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	if dryRun {
 		return rep, nil
 	}
+	if err := r.fence(ctx); err != nil {
+		return rep, err
+	}
 	// Data before state: if interrupted, what remains is found again.
 	slices.SortStableFunc(rep.stale, func(a, b string) int {
 		return boolInt(strings.HasPrefix(a, stateDir+"/")) - boolInt(strings.HasPrefix(b, stateDir+"/"))

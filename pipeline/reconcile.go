@@ -2,61 +2,221 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/sinks"
 )
 
-// reconcile makes sure the report's template and a schedule for it exist in
-// Dev Center, matching templates by content so nothing is duplicated, and
-// returns the scheduled report's id.
-func (r *Runner) reconcile(ctx context.Context, rc ReportConfig) (devcenter.ID, error) {
+// Change is one step of a reconcile plan, printable as a diff line.
+type Change struct {
+	Report string       `json:"report"`
+	Op     string       `json:"op"` // "+" create, "~" update, "=" unchanged
+	What   string       `json:"what"`
+	ID     devcenter.ID `json:"id,omitempty"`
+	apply  func(ctx context.Context) (devcenter.ID, error)
+}
+
+func (c Change) String() string {
+	return fmt.Sprintf("%s %s: %s", c.Op, c.Report, c.What)
+}
+
+// binding remembers which template and schedule serve a configured report,
+// so a changed template is edited in place rather than duplicated. It
+// holds ids only.
+type binding struct {
+	TemplateID devcenter.ID `json:"template_id"`
+	ReportID   devcenter.ID `json:"report_id"`
+}
+
+func bindingKey(report string) string { return stateDir + "/reports/" + report + ".json" }
+
+// Reconcile makes Dev Center hold the configured templates and schedules:
+// a template is matched by content (never duplicated), a changed one is
+// edited in place if this lake created or adopted it, a missing schedule
+// is created, a paused one resumed, and an explicitly configured interval
+// or recurrence enforced. With dryRun it only plans. It returns the plan
+// and the scheduled report id of each report (0 where not yet created).
+func (r *Runner) Reconcile(ctx context.Context, dryRun bool) ([]Change, map[string]devcenter.ID, error) {
 	templates, err := r.API.ListTemplates(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("reconcile: %w", err)
-	}
-	want := rc.Template.Canonical()
-	var templateID devcenter.ID
-	for _, t := range templates {
-		if t.Def.Canonical() == want && (templateID == 0 || t.ID < templateID) {
-			templateID = t.ID
-		}
-	}
-	if templateID == 0 {
-		if templateID, err = r.API.CreateTemplate(ctx, rc.Template); err != nil {
-			return 0, fmt.Errorf("reconcile: %w", err)
-		}
-		r.Log.Info("created report template", "report", rc.Name, "template_id", int64(templateID))
+		return nil, nil, fmt.Errorf("reconcile: %w", err)
 	}
 	reports, err := r.API.ListReports(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("reconcile: %w", err)
+		return nil, nil, fmt.Errorf("reconcile: %w", err)
 	}
-	var found *devcenter.Report
-	for i, rep := range reports {
-		if rep.TemplateID != templateID {
+	var plan []Change
+	ids := map[string]devcenter.ID{}
+	var errs []error
+	for _, rc := range r.Config.Reports {
+		changes, id, err := r.reconcileOne(ctx, rc, templates, reports, dryRun)
+		plan = append(plan, changes...)
+		ids[rc.Name] = id
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reconcile %s: %w", rc.Name, err))
+		}
+	}
+	return plan, ids, errors.Join(errs...)
+}
+
+func (r *Runner) reconcileOne(ctx context.Context, rc ReportConfig, templates []devcenter.Template, reports []devcenter.Report, dryRun bool) ([]Change, devcenter.ID, error) {
+	var bound binding
+	if err := getJSON(ctx, r.Sink, bindingKey(rc.Name), &bound); err != nil && !errors.Is(err, sinks.ErrNotFound) {
+		return nil, 0, err
+	}
+	var plan []Change
+	want := rc.Template.Canonical()
+	tpl := findTemplate(templates, func(t devcenter.Template) bool { return t.Def.Canonical() == want })
+	switch {
+	case tpl != nil:
+		plan = append(plan, Change{Report: rc.Name, Op: "=", What: fmt.Sprintf("template #%d", tpl.ID), ID: tpl.ID})
+	case bound.TemplateID != 0 && findTemplate(templates, func(t devcenter.Template) bool { return t.ID == bound.TemplateID }) != nil:
+		old := findTemplate(templates, func(t devcenter.Template) bool { return t.ID == bound.TemplateID })
+		id := old.ID
+		plan = append(plan, Change{Report: rc.Name, Op: "~", ID: id,
+			What: fmt.Sprintf("edit template #%d: %s", id, templateDiff(old.Def, rc.Template)),
+			apply: func(ctx context.Context) (devcenter.ID, error) {
+				return id, r.API.EditTemplate(ctx, id, rc.Template)
+			}})
+	default:
+		plan = append(plan, Change{Report: rc.Name, Op: "+", What: "create template " + describe(rc.Template),
+			apply: func(ctx context.Context) (devcenter.ID, error) { return r.API.CreateTemplate(ctx, rc.Template) }})
+	}
+	templateID := plan[0].ID
+
+	var sched *devcenter.Report
+	if templateID != 0 {
+		for i, rep := range reports {
+			if rep.TemplateID != templateID {
+				continue
+			}
+			// Prefer the bound schedule, then an active one, then the oldest.
+			if sched == nil || rep.ID == bound.ReportID || (sched.ID != bound.ReportID &&
+				((rep.Active && !sched.Active) || (rep.Active == sched.Active && rep.ID < sched.ID))) {
+				sched = &reports[i]
+			}
+		}
+	}
+	s := rc.Schedule
+	switch {
+	case sched == nil:
+		ns := newSchedule(s, r.now())
+		plan = append(plan, Change{Report: rc.Name, Op: "+",
+			What: fmt.Sprintf("schedule every %dh, %d runs from %s", ns.Interval, ns.Recurrence, ns.Start.Format(time.RFC3339)),
+			apply: func(ctx context.Context) (devcenter.ID, error) {
+				return r.API.ScheduleReport(ctx, plan[0].ID, ns, "")
+			}})
+	case (s.IntervalHours != 0 && s.IntervalHours != sched.Schedule.Interval) || (s.Recurrence != 0 && s.Recurrence != sched.Schedule.Recurrence) ||
+		(!s.Start.IsZero() && !s.Start.Equal(sched.Schedule.Start)):
+		ns := sched.Schedule
+		ns.Interval = cmpOr(s.IntervalHours, ns.Interval)
+		ns.Recurrence = cmpOr(s.Recurrence, ns.Recurrence)
+		if !s.Start.IsZero() {
+			ns.Start = s.Start
+		}
+		id := sched.ID
+		plan = append(plan, Change{Report: rc.Name, Op: "~", ID: id,
+			What: fmt.Sprintf("edit schedule #%d: every %dh → %dh, %d → %d runs", id, sched.Schedule.Interval, ns.Interval, sched.Schedule.Recurrence, ns.Recurrence),
+			apply: func(ctx context.Context) (devcenter.ID, error) {
+				return id, r.API.EditReport(ctx, id, plan[0].ID, ns)
+			}})
+	case !sched.Active:
+		id := sched.ID
+		plan = append(plan, Change{Report: rc.Name, Op: "~", ID: id, What: fmt.Sprintf("resume paused schedule #%d", id),
+			apply: func(ctx context.Context) (devcenter.ID, error) { return id, r.API.ResumeReport(ctx, id) }})
+	default:
+		plan = append(plan, Change{Report: rc.Name, Op: "=", What: fmt.Sprintf("schedule #%d", sched.ID), ID: sched.ID})
+	}
+	if dryRun {
+		return plan, plan[1].ID, nil
+	}
+	for i := range plan {
+		if plan[i].apply == nil {
 			continue
 		}
-		// Prefer an active schedule, then the oldest (it has the most runs).
-		if found == nil || (rep.Active && !found.Active) || (rep.Active == found.Active && rep.ID < found.ID) {
-			found = &reports[i]
+		id, err := plan[i].apply(ctx)
+		if err != nil {
+			return plan, 0, err
+		}
+		plan[i].ID = id
+		r.Log.Info("reconciled", "change", plan[i].String())
+	}
+	b := binding{TemplateID: plan[0].ID, ReportID: plan[1].ID}
+	if b != bound {
+		if err := r.fence(ctx); err != nil {
+			return plan, b.ReportID, err
+		}
+		if err := putJSON(ctx, r.Sink, bindingKey(rc.Name), b); err != nil {
+			return plan, b.ReportID, err
 		}
 	}
-	if found != nil {
-		if !found.Active {
-			r.Log.Warn("the report's schedule is paused; exporting the runs it has", "report", rc.Name, "report_id", int64(found.ID))
+	return plan, b.ReportID, nil
+}
+
+func findTemplate(ts []devcenter.Template, match func(devcenter.Template) bool) *devcenter.Template {
+	var best *devcenter.Template
+	for i, t := range ts {
+		if match(t) && (best == nil || t.ID < best.ID) {
+			best = &ts[i]
 		}
-		return found.ID, nil
 	}
-	s := devcenter.Schedule{Start: rc.Schedule.Start, Interval: rc.Schedule.IntervalHours, Recurrence: rc.Schedule.Recurrence}
-	if s.Start.IsZero() {
-		s.Start = r.now().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	return best
+}
+
+func newSchedule(s ScheduleConfig, now time.Time) devcenter.Schedule {
+	ns := devcenter.Schedule{Start: s.Start, Interval: cmpOr(s.IntervalHours, DefaultIntervalHours), Recurrence: cmpOr(s.Recurrence, DefaultRecurrence)}
+	if ns.Start.IsZero() {
+		ns.Start = now.Truncate(24 * time.Hour).Add(24 * time.Hour)
 	}
-	id, err := r.API.ScheduleReport(ctx, templateID, s, "")
-	if err != nil {
-		return 0, fmt.Errorf("reconcile: %w", err)
+	return ns
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
 	}
-	r.Log.Info("scheduled report", "report", rc.Name, "report_id", int64(id), "first_run", s.Start)
-	return id, nil
+	return b
+}
+
+func describe(d devcenter.TemplateDef) string {
+	return fmt.Sprintf("(%s, %d columns, %s)", strings.TrimSpace(d.View), len(d.Projection), d.DateRange.ReportPeriod)
+}
+
+// templateDiff names what changed between two definitions.
+func templateDiff(old, new devcenter.TemplateDef) string {
+	var parts []string
+	var added, removed []string
+	for _, c := range new.Projection {
+		if !slices.Contains(old.Projection, c) {
+			added = append(added, "+"+c)
+		}
+	}
+	for _, c := range old.Projection {
+		if !slices.Contains(new.Projection, c) {
+			removed = append(removed, "-"+c)
+		}
+	}
+	if len(added)+len(removed) > 0 {
+		parts = append(parts, "projection "+strings.Join(append(added, removed...), " "))
+	}
+	if old.DateRange.ReportPeriod != new.DateRange.ReportPeriod {
+		parts = append(parts, fmt.Sprintf("period %s → %s", old.DateRange.ReportPeriod, new.DateRange.ReportPeriod))
+	}
+	if strings.TrimSpace(old.View) != strings.TrimSpace(new.View) {
+		parts = append(parts, fmt.Sprintf("view %s → %s", old.View, new.View))
+	}
+	o, n := old, new
+	o.Projection, n.Projection, o.DateRange, n.DateRange, o.View, n.View = nil, nil, devcenter.DateRange{}, devcenter.DateRange{}, "", ""
+	if o.Canonical() != n.Canonical() {
+		parts = append(parts, "condition/aggregation/order/limit changed")
+	}
+	if len(parts) == 0 {
+		return "order of columns changed"
+	}
+	return strings.Join(parts, "; ")
 }

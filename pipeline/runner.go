@@ -17,10 +17,16 @@ import (
 type API interface {
 	ListTemplates(ctx context.Context) ([]devcenter.Template, error)
 	CreateTemplate(ctx context.Context, def devcenter.TemplateDef) (devcenter.ID, error)
+	EditTemplate(ctx context.Context, id devcenter.ID, def devcenter.TemplateDef) error
 	ListReports(ctx context.Context) ([]devcenter.Report, error)
 	ScheduleReport(ctx context.Context, templateID devcenter.ID, s devcenter.Schedule, callbackURL string) (devcenter.ID, error)
+	EditReport(ctx context.Context, id, templateID devcenter.ID, s devcenter.Schedule) error
+	ResumeReport(ctx context.Context, id devcenter.ID) error
 	ReportData(ctx context.Context, reportID devcenter.ID, start, end time.Time) ([]devcenter.Run, error)
 	Download(ctx context.Context, link string) (io.ReadCloser, error)
+	// CabLink and OpenCab download cabs (see mirror.go).
+	CabLink(ctx context.Context, ep devcenter.CabEndpoint, applicationID, cabIDHash string) (string, error)
+	OpenCab(ctx context.Context, link string, offset int64, allow *devcenter.HostList) (io.ReadCloser, devcenter.CabMeta, error)
 }
 
 // Runner runs export cycles. Its fields are set once; Run may be called
@@ -32,6 +38,28 @@ type Runner struct {
 	Log    *slog.Logger
 	// Now is the clock; nil means time.Now. Tests share it with the emulator.
 	Now func() time.Time
+	// Fence, if set, is called before every write that commits or deletes
+	// lake data; an error (such as ErrLeaseLost) stops the write. The CLI
+	// sets it to the lease's Check.
+	Fence func(ctx context.Context) error
+	// Progress, if set, receives a one-line status now and then (for a live
+	// terminal display). It must be fast.
+	Progress func(line string)
+}
+
+// progress reports a status line, if anyone listens.
+func (r *Runner) progress(format string, args ...any) {
+	if r.Progress != nil {
+		r.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// fence runs the Fence, if any.
+func (r *Runner) fence(ctx context.Context) error {
+	if r.Fence == nil {
+		return nil
+	}
+	return r.Fence(ctx)
 }
 
 func (r *Runner) now() time.Time {
@@ -64,6 +92,9 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 			errs = append(errs, fmt.Errorf("report %s: %w", rc.Name, err))
 		}
 	}
+	if err := r.mirror(ctx, window, sum); err != nil {
+		errs = append(errs, fmt.Errorf("cabs: %w", err))
+	}
 	// Purge even if ingestion failed: retention is a legal limit. It runs
 	// to completion even when the cycle was cancelled.
 	purged, purgeErr := r.Purge(context.WithoutCancel(ctx), false)
@@ -77,9 +108,17 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	return sum, errors.Join(errs...)
 }
 
+// reportID reconciles one report and returns its scheduled report id.
+func (r *Runner) reportID(ctx context.Context, rc ReportConfig) (devcenter.ID, error) {
+	one := *r
+	one.Config.Reports = []ReportConfig{rc}
+	_, ids, err := one.Reconcile(ctx, false)
+	return ids[rc.Name], err
+}
+
 // export reconciles one report, then ingests its pending runs oldest first.
 func (r *Runner) export(ctx context.Context, rc ReportConfig, window Window, sum *Summary) error {
-	reportID, err := r.reconcile(ctx, rc)
+	reportID, err := r.reportID(ctx, rc)
 	if err != nil {
 		return err
 	}

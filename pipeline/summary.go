@@ -16,16 +16,28 @@ type Summary struct {
 	RowsTooOld     int64     `json:"rows_outside_window"`
 	RowsSuperseded int64     `json:"rows_superseded"`
 	RowsBad        int64     `json:"rows_bad"`
-	ObjectsPurged  int       `json:"objects_purged"`
-	OldestDate     string    `json:"oldest_date,omitempty"` // oldest dated object before the purge
-	ReportsFailed  int       `json:"reports_failed"`
-	Errors         int       `json:"errors"`
-	Duration       string    `json:"duration"`
+
+	// Cabs (see Runner.Mirror): counts only, never CabIdHash values.
+	CabsMirrored       int   `json:"cabs_mirrored"`
+	CabBytes           int64 `json:"cab_bytes"`
+	CabsSkippedExpired int   `json:"cabs_skipped_expired"` // CabExpirationTime passed
+	CabsNotFound       int   `json:"cabs_not_found"`       // the API answered 404 (gone)
+	CabsRejected       int   `json:"cabs_rejected"`        // CabIdHash not a GUID (hostile or garbled)
+	CabsRefused        int   `json:"cabs_refused"`         // link to a host off the allowlist
+	CabsDeferred       int   `json:"cabs_deferred"`        // cut by a limit; the next run continues
+	CabsFailed         int   `json:"cabs_failed"`          // download or verification failed
+
+	ObjectsPurged int    `json:"objects_purged"`
+	OldestDate    string `json:"oldest_date,omitempty"` // oldest dated object before the purge
+	ReportsFailed int    `json:"reports_failed"`
+	Errors        int    `json:"errors"`
+	Duration      string `json:"duration"`
 }
 
-// NothingToDo reports whether the cycle found no new run and purged nothing.
+// NothingToDo reports whether the cycle found no new run, mirrored no cab
+// and purged nothing.
 func (s *Summary) NothingToDo() bool {
-	return s.RunsIngested == 0 && s.ObjectsPurged == 0 && s.Errors == 0
+	return s.RunsIngested == 0 && s.CabsMirrored == 0 && s.ObjectsPurged == 0 && s.Errors == 0
 }
 
 func (s *Summary) add(r runResult) {

@@ -27,6 +27,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "configs/demo.yaml", "config file")
 	summaryPath := fs.String("summary-json", "", "also write the summary as JSON to this file")
+	wait := fs.Bool("wait", false, "wait for the lease instead of exiting when another runner holds it")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -46,18 +47,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	defer env.close()
 
-	runner := &pipeline.Runner{Config: cfg.Pipeline, API: env.client, Sink: env.sink, Log: log}
-	sum, runErr := runner.Run(ctx)
-	if err := writeSummary(stdout, *summaryPath, sum); err != nil {
-		return exitFailed, err
+	c := &cycler{cfg: cfg, env: env, log: log, progress: progressWriter(stderr)}
+	sum, runErr := c.run(ctx, *wait, nil)
+	if sum != nil {
+		printTable(stderr, sum)
+		if err := writeSummary(stdout, *summaryPath, sum); err != nil {
+			return exitFailed, err
+		}
 	}
-	switch {
-	case runErr == nil:
-		return exitOK, nil
-	case sum.ReportsFailed > 0 && sum.ReportsFailed < len(cfg.Pipeline.Reports):
-		return exitPartial, runErr
-	}
-	return exitFailed, runErr
+	return exitCode(sum, runErr, len(cfg.Pipeline.Reports)), runErr
 }
 
 // writeSummary prints the summary as JSON on stdout and, if asked, to a
@@ -112,6 +110,8 @@ func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, er
 		env.closers = append(env.closers, stop)
 		dc.BaseURL = "http://" + addr
 		dc.TokenURL = "http://" + addr + "/" + dc.TenantID + "/oauth2/token"
+		// The emulator serves cab blobs itself: allow its address (http).
+		cfg.Pipeline.Cabs.AllowHosts = append(cfg.Pipeline.Cabs.AllowHosts, "http://"+addr)
 		log.Info("embedded Dev Center emulator started", "addr", addr)
 	}
 	if env.client, err = devcenter.New(dc); err != nil {

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hdc-export/hdc-export/devcenter"
@@ -24,6 +26,23 @@ type Config struct {
 	DevCenter DevCenterConfig `yaml:"devcenter"`
 	Sink      SinkConfig      `yaml:"sink"`
 	Pipeline  pipeline.Config `yaml:",inline"`
+	Lease     LeaseConfig     `yaml:"lease"`
+	Serve     ServeConfig     `yaml:"serve"`
+}
+
+// LeaseConfig tunes the lake's lease (one cycle at a time per lake).
+type LeaseConfig struct {
+	// TTL is how long a lease lasts without renewal (renewed every TTL/3
+	// while a cycle runs); a dead holder's lease is taken over after it.
+	// Default 5m.
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// ServeConfig is the long-running service's schedule, in cron syntax
+// (UTC; robfig/cron/v3, five fields or descriptors such as "@every 1h").
+type ServeConfig struct {
+	Cycle string `yaml:"cycle"` // export cycle; default "15 * * * *"
+	Purge string `yaml:"purge"` // retention purge; default "45 */6 * * *"
 }
 
 // DevCenterConfig is the API connection, plus the switch for the embedded
@@ -92,7 +111,24 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 			o.apply(cfg, v)
 		}
 	}
+	if v := getenv("HDC_CABS"); v != "" {
+		switch on, ok := parseSwitch(v); {
+		case ok:
+			cfg.Pipeline.Cabs.Enabled = &on
+		default:
+			errs = append(errs, fmt.Errorf("HDC_CABS: %q is not on or off", v))
+		}
+	}
 	cfg.Pipeline.SetDefaults()
+	if cfg.Lease.TTL == 0 {
+		cfg.Lease.TTL = 5 * time.Minute
+	}
+	if cfg.Serve.Cycle == "" {
+		cfg.Serve.Cycle = "15 * * * *"
+	}
+	if cfg.Serve.Purge == "" {
+		cfg.Serve.Purge = "45 */6 * * *"
+	}
 	cfg.Pipeline.RunnerID = runnerID()
 	if cfg.DevCenter.Emulator && cfg.DevCenter.ClientSecret == "" {
 		cfg.DevCenter.ClientSecret = demoSecret
@@ -138,6 +174,14 @@ func (c *Config) Validate() error {
 		sc := c.Sink.s3Config(t)
 		if err := sc.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("sink.%w", err))
+		}
+	}
+	if c.Lease.TTL < 30*time.Second {
+		errs = append(errs, fmt.Errorf("lease.ttl: %s is too short (at least 30s)", c.Lease.TTL))
+	}
+	for _, s := range []struct{ name, spec string }{{"serve.cycle", c.Serve.Cycle}, {"serve.purge", c.Serve.Purge}} {
+		if _, err := cronParser.Parse(s.spec); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
 		}
 	}
 	if err := c.Pipeline.Validate(); err != nil {
@@ -198,4 +242,18 @@ func runnerID() string {
 		host = "unknown-host"
 	}
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// cronParser accepts standard five-field specs and descriptors (@every 1h).
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// parseSwitch reads an on/off environment value.
+func parseSwitch(v string) (on, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "on", "true", "1", "yes":
+		return true, true
+	case "off", "false", "0", "no":
+		return false, true
+	}
+	return false, false
 }

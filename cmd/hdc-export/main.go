@@ -18,14 +18,6 @@ import (
 	"syscall"
 )
 
-// Exit codes a scheduler can act on.
-const (
-	exitOK      = 0 // the cycle did its work, or had nothing to do
-	exitFailed  = 1 // the cycle failed
-	exitUsage   = 2 // bad flags or configuration
-	exitPartial = 3 // some reports failed, others landed
-)
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
@@ -43,6 +35,10 @@ const usage = `usage: hdc-export <command> [flags]
 
 commands:
   run        run one export cycle and exit (for cron, Kubernetes CronJob, Airflow, systemd timers)
+  serve      run cycles on a cron schedule; serve /healthz, /metrics and the report-ready callback
+  apply      reconcile the configured templates and schedules with Dev Center (--dry-run)
+  ddl        print Athena CREATE EXTERNAL TABLE and DuckDB views for the datasets
+  status     show what the lake holds per dataset
   purge      delete everything older than the retention window (--dry-run, --check)
   doctor     check a deployment: sink abilities and Dev Center credentials (--apply-lifecycle)
   emulator   serve the Dev Center API emulator with its demo account
@@ -61,6 +57,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "run":
 		code, err = cmdRun(ctx, args[1:], stdout, stderr, getenv)
+	case "serve":
+		err = cmdServe(ctx, args[1:], stderr, getenv)
+	case "apply":
+		err = cmdApply(ctx, args[1:], stdout, stderr, getenv)
+	case "ddl":
+		err = cmdDDL(ctx, args[1:], stdout, stderr, getenv)
+	case "status":
+		err = cmdStatus(ctx, args[1:], stdout, stderr, getenv)
 	case "purge":
 		err = cmdPurge(ctx, args[1:], stdout, stderr, getenv)
 	case "doctor":

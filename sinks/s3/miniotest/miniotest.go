@@ -29,6 +29,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -189,22 +190,20 @@ func FindBinary() (string, error) {
 
 // goBinDirs returns $(go env GOBIN) and $(go env GOPATH)/bin.
 func goBinDirs() []string {
-	out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output()
-	if err != nil {
+	out, err := exec.Command("go", "env", "-json", "GOBIN", "GOPATH").Output()
+	var env struct{ GOBIN, GOPATH string }
+	if err != nil || json.Unmarshal(out, &env) != nil {
 		if home, err := os.UserHomeDir(); err == nil {
 			return []string{filepath.Join(home, "go", "bin")}
 		}
 		return nil
 	}
 	var dirs []string
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) > 0 && strings.TrimSpace(lines[0]) != "" {
-		dirs = append(dirs, strings.TrimSpace(lines[0]))
+	if env.GOBIN != "" {
+		dirs = append(dirs, env.GOBIN)
 	}
-	if len(lines) > 1 {
-		for _, p := range filepath.SplitList(strings.TrimSpace(lines[1])) {
-			dirs = append(dirs, filepath.Join(p, "bin"))
-		}
+	for _, p := range filepath.SplitList(env.GOPATH) {
+		dirs = append(dirs, filepath.Join(p, "bin"))
 	}
 	return dirs
 }

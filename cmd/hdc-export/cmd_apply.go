@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/hdc-export/hdc-export/pipeline"
+)
+
+// cmdApply reconciles the configured templates and schedules with Dev
+// Center and prints the plan as a diff: "+" create, "~" update, "="
+// unchanged. With --dry-run it changes nothing.
+func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "configs/demo.yaml", "config file")
+	dryRun := fs.Bool("dry-run", false, "print the plan; change nothing")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	log, err := newLogger(stderr, "text", "warn")
+	if err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*configPath, getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	env, err := setup(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	runner := &pipeline.Runner{Config: cfg.Pipeline, API: env.client, Sink: env.sink, Log: log}
+	var plan []pipeline.Change
+	if *dryRun {
+		plan, _, err = runner.Reconcile(ctx, true)
+	} else {
+		c := &cycler{cfg: cfg, env: env, log: log}
+		lease, lerr := c.acquire(ctx, true)
+		if lerr != nil {
+			return lerr
+		}
+		err = c.withLease(ctx, lease, func(ctx context.Context) error {
+			runner.Fence = lease.Check
+			var err error
+			plan, _, err = runner.Reconcile(ctx, false)
+			return err
+		})
+	}
+	changes := 0
+	for _, ch := range plan {
+		fmt.Fprintln(stdout, ch)
+		if ch.Op != "=" {
+			changes++
+		}
+	}
+	switch {
+	case err != nil:
+		return err
+	case changes == 0:
+		fmt.Fprintln(stdout, "no changes")
+	case *dryRun:
+		fmt.Fprintf(stdout, "%d changes planned (dry run: nothing applied)\n", changes)
+	default:
+		fmt.Fprintf(stdout, "%d changes applied\n", changes)
+	}
+	return nil
+}

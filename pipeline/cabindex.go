@@ -1,0 +1,274 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5" //nolint:gosec // the cab's checksum as the blob host reports it
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/hdc-export/hdc-export/schema"
+	"github.com/hdc-export/hdc-export/sinks"
+)
+
+// CabIndexRow is one row of the cab index (cab_index/date=D/part-00000.parquet):
+// a mirrored cab, its key, size and MD5, and the times its report rows
+// gave. Analysts join it to the failures on cab_id_hash. Timestamps are
+// INT64 milliseconds adjusted to UTC, the date a DATE, no unsigned types,
+// like every table of the lake.
+type CabIndexRow struct {
+	CabIDHash      string     `parquet:"cab_id_hash,string"`
+	Key            string     `parquet:"key,string"`
+	Size           int64      `parquet:"size,int(64)"`
+	MD5            string     `parquet:"md5,string"` // lower-case hex
+	CollectionTime *time.Time `parquet:"cab_collection_time,timestamp(millisecond:utc)"`
+	ExpirationTime *time.Time `parquet:"cab_expiration_time,timestamp(millisecond:utc)"`
+	FailureDate    int32      `parquet:"failure_date,date"`
+	Dataset        string     `parquet:"dataset,string,dict"`
+	View           string     `parquet:"view,string,dict"`
+}
+
+// cabIndexLayout describes the index's columns for schema.Layout.Verify,
+// the independent (arrow-go) check every written index passes.
+var cabIndexLayout = &schema.Layout{Fields: []schema.Field{
+	{Name: "cab_id_hash", Type: schema.String},
+	{Name: "key", Type: schema.String},
+	{Name: "size", Type: schema.Int64},
+	{Name: "md5", Type: schema.String},
+	{Name: "cab_collection_time", Type: schema.Timestamp},
+	{Name: "cab_expiration_time", Type: schema.Timestamp},
+	{Name: "failure_date", Type: schema.Date},
+	{Name: "dataset", Type: schema.String},
+	{Name: "view", Type: schema.String},
+}}
+
+// maxCabIndexBytes bounds an index file read into memory (about a
+// million cabs of one date).
+const maxCabIndexBytes = 256 << 20
+
+// EncodeCabIndex writes rows, sorted by cab_id_hash, as one Parquet file
+// and checks it with arrow-go's reader. Equal rows give equal bytes.
+func EncodeCabIndex(rows []CabIndexRow, compression string) ([]byte, error) {
+	codec, err := schema.Codec(compression)
+	if err != nil {
+		return nil, err
+	}
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b CabIndexRow) int { return strings.Compare(a.CabIDHash, b.CabIDHash) })
+	for i := range rows {
+		rows[i].CollectionTime = truncMillis(rows[i].CollectionTime)
+		rows[i].ExpirationTime = truncMillis(rows[i].ExpirationTime)
+	}
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[CabIndexRow](&buf,
+		parquet.Compression(codec),
+		parquet.DataPageStatistics(true),
+		parquet.CreatedBy("hdc-export", schema.Version, ""),
+		parquet.KeyValueMetadata("hdc.schema_version", schema.Version),
+		parquet.KeyValueMetadata("hdc.table", cabIndexDir),
+	)
+	if _, err := w.Write(rows); err != nil {
+		return nil, fmt.Errorf("write cab index: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("close cab index: %w", err)
+	}
+	if err := cabIndexLayout.Verify(bytes.NewReader(buf.Bytes()), int64(len(rows))); err != nil {
+		return nil, fmt.Errorf("cab index: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeCabIndex reads an index file.
+func DecodeCabIndex(b []byte) ([]CabIndexRow, error) {
+	rows, err := parquet.Read[CabIndexRow](bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, fmt.Errorf("read cab index: %w", err)
+	}
+	return rows, nil
+}
+
+func truncMillis(t *time.Time) *time.Time {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	u := time.UnixMilli(t.UnixMilli()).UTC()
+	return &u
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return truncMillis(&t)
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.UnixMilli() == b.UnixMilli()
+}
+
+func sameRows(a, b []CabIndexRow) bool {
+	return slices.EqualFunc(a, b, func(x, y CabIndexRow) bool {
+		return x.CabIDHash == y.CabIDHash && x.Key == y.Key && x.Size == y.Size && x.MD5 == y.MD5 &&
+			sameTime(x.CollectionTime, y.CollectionTime) && sameTime(x.ExpirationTime, y.ExpirationTime) &&
+			x.FailureDate == y.FailureDate && x.Dataset == y.Dataset && x.View == y.View
+	})
+}
+
+// writeCabIndexes makes the cab index of every date inside the window
+// describe exactly the cabs stored under that date: present holds what
+// was in the lake before this run, jobs what this run did. A date's index
+// is rewritten only when its rows change, so an idle run writes nothing.
+// A cab without a row (a crash between the cab and its index) is hashed
+// from the sink.
+func (r *Runner) writeCabIndexes(ctx context.Context, w Window, workers int, present map[string]cabObject, jobs map[string]*cabJob) error {
+	stored := map[Date]map[string]int64{} // date → hash → size
+	add := func(d Date, h string, size int64) {
+		if stored[d] == nil {
+			stored[d] = map[string]int64{}
+		}
+		stored[d][h] = size
+	}
+	for h, o := range present {
+		add(o.date, h, o.size)
+	}
+	for h, j := range jobs {
+		if j.outcome == cabMirrored {
+			add(j.ref.date, h, j.size)
+		}
+	}
+	indexed := map[Date]bool{}
+	err := r.Sink.List(ctx, cabIndexDir+"/", func(o sinks.Object) error {
+		if d, ok := KeyDate(o.Key); ok && w.Contains(d) && o.Key == CabIndexKey(d) {
+			indexed[d] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list cab index: %w", err)
+	}
+	dates := slices.Collect(maps.Keys(stored))
+	for d := range indexed {
+		if stored[d] == nil {
+			dates = append(dates, d)
+		}
+	}
+	slices.Sort(dates)
+	return parallel(ctx, workers, len(dates), func(ctx context.Context, i int) error {
+		d := dates[i]
+		if err := r.writeCabIndex(ctx, d, stored[d], indexed[d], jobs); err != nil {
+			return fmt.Errorf("cab index %s: %w", d, err)
+		}
+		return nil
+	})
+}
+
+func (r *Runner) writeCabIndex(ctx context.Context, d Date, cabs map[string]int64, exists bool, jobs map[string]*cabJob) error {
+	key := CabIndexKey(d)
+	old := map[string]CabIndexRow{}
+	var oldRows []CabIndexRow
+	if exists {
+		rows, err := r.readCabIndex(ctx, key)
+		switch {
+		case errors.Is(err, sinks.ErrNotFound):
+		case err != nil:
+			// An unreadable index is rebuilt from the cabs.
+			r.Log.Warn("cab index unreadable; rebuilding it", "date", d.String(), "error", err.Error())
+		default:
+			oldRows = rows
+			for _, row := range rows {
+				old[row.CabIDHash] = row
+			}
+		}
+	}
+	if len(cabs) == 0 {
+		if !exists {
+			return nil
+		}
+		if err := r.fence(ctx); err != nil {
+			return err
+		}
+		return r.Sink.Delete(ctx, key)
+	}
+	rows := make([]CabIndexRow, 0, len(cabs))
+	for _, h := range slices.Sorted(maps.Keys(cabs)) {
+		size := cabs[h]
+		row := CabIndexRow{CabIDHash: h, Key: CabKey(d, h), Size: size, FailureDate: int32(d)}
+		j := jobs[h]
+		prev, had := old[h]
+		switch {
+		case j != nil && j.outcome == cabMirrored:
+			row.MD5 = hex.EncodeToString(j.md5)
+		case had && prev.Key == row.Key && prev.Size == size && prev.FailureDate == row.FailureDate && prev.MD5 != "":
+			rows = append(rows, prev)
+			continue
+		default:
+			sum, n, err := r.hashObject(ctx, row.Key)
+			if err != nil {
+				return redactCab(fmt.Errorf("hash stored cab: %w", err), cabRef{hash: h})
+			}
+			row.MD5, row.Size = sum, n
+		}
+		if j != nil {
+			row.CollectionTime, row.ExpirationTime = timePtr(j.ref.collected), timePtr(j.ref.expires)
+			row.Dataset, row.View = j.ref.dataset, j.ref.view
+		} else if had {
+			row.CollectionTime, row.ExpirationTime = prev.CollectionTime, prev.ExpirationTime
+			row.Dataset, row.View = prev.Dataset, prev.View
+		}
+		rows = append(rows, row)
+	}
+	if exists && sameRows(oldRows, rows) {
+		return nil
+	}
+	b, err := EncodeCabIndex(rows, r.Config.Parquet.Compression)
+	if err != nil {
+		return err
+	}
+	if err := r.fence(ctx); err != nil {
+		return err
+	}
+	return r.Sink.Put(ctx, key, bytes.NewReader(b))
+}
+
+func (r *Runner) readCabIndex(ctx context.Context, key string) ([]CabIndexRow, error) {
+	rc, err := r.Sink.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxCabIndexBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	if len(b) > maxCabIndexBytes {
+		return nil, fmt.Errorf("larger than %d bytes", maxCabIndexBytes)
+	}
+	return DecodeCabIndex(b)
+}
+
+// hashObject streams a stored object through MD5.
+func (r *Runner) hashObject(ctx context.Context, key string) (string, int64, error) {
+	rc, err := r.Sink.Get(ctx, key)
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	h := md5.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

@@ -48,7 +48,7 @@ type cycler struct {
 	cfg      *Config
 	env      *environment
 	log      *slog.Logger
-	metrics  *metrics   // may be nil
+	metrics  *metrics     // may be nil
 	progress func(string) // may be nil
 	mu       sync.Mutex
 }

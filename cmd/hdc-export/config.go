@@ -102,7 +102,11 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("reports[%d].template_file: required", i))
 			continue
 		}
-		if err := loadTemplate(filepath.Join(dir, r.TemplateFile), &r.Template); err != nil {
+		path := r.TemplateFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		if err := loadTemplate(path, &r.Template); err != nil {
 			errs = append(errs, fmt.Errorf("reports[%d].template_file: %w", i, err))
 		}
 	}

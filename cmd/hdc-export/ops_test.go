@@ -130,7 +130,18 @@ func TestExitCodes(t *testing.T) {
 	}
 	vars["HDC_API_URL"] = "http://127.0.0.1:1"
 	vars["HDC_TOKEN_URL"] = "http://127.0.0.1:1/t/oauth2/token"
-	if code, _, _ := runCLI(t, vars, "run", "--config", cfg); code != exitFailed {
+	demo, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	templates, _ := filepath.Abs("../../configs/templates")
+	body := strings.Replace(string(demo), "devcenter:\n", "devcenter:\n  max_attempts: 1\n", 1)
+	body = strings.ReplaceAll(body, "template_file: templates/", "template_file: "+templates+"/")
+	fast := filepath.Join(t.TempDir(), "fast-fail.yaml")
+	if err := os.WriteFile(fast, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runCLI(t, vars, "run", "--config", fast); code != exitFailed {
 		t.Errorf("unreachable API exit %d, want %d", code, exitFailed)
 	}
 }

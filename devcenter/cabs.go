@@ -68,6 +68,12 @@ func ParseHostList(specs []string) (*HostList, error) {
 	return l, nil
 }
 
+// CheckHostEntry reports whether spec is a valid allowlist entry.
+func CheckHostEntry(spec string) error {
+	_, err := parseHostEntry(spec)
+	return err
+}
+
 func parseHostEntry(spec string) (hostEntry, error) {
 	s := strings.TrimSpace(spec)
 	if s == "" {

@@ -164,8 +164,8 @@ func (c CabsConfig) validate() []error {
 		errs = append(errs, fmt.Errorf("cabs.rate_per_second: %v must be above 0 (at most 1e6)", c.RatePerSecond))
 	}
 	for i, h := range c.AllowHosts {
-		if _, err := devcenter.ParseHostList([]string{h}); err != nil {
-			errs = append(errs, fmt.Errorf("cabs.allow_hosts[%d]: %w", i, errors.Unwrap(err)))
+		if err := devcenter.CheckHostEntry(h); err != nil {
+			errs = append(errs, fmt.Errorf("cabs.allow_hosts[%d]: %w", i, err))
 		}
 	}
 	if c.On() && len(c.AllowHosts) == 0 {

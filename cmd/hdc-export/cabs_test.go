@@ -43,7 +43,7 @@ func TestCabsSwitch(t *testing.T) {
 		{"cabs: {concurrency: 500}\n", "cabs.concurrency"},
 		{"cabs: {byte_budget: -1}\n", "cabs.byte_budget"},
 		{"cabs: {rate_per_second: -2}\n", "cabs.rate_per_second"},
-		{"cabs: {allow_hosts: [\".net\"]}\n", "cabs.allow_hosts[0]"},
+		{"cabs: {allow_hosts: [\".net\"]}\n", "cabs.allow_hosts[0]: \".net\": a suffix needs at least two labels"},
 		{"cabs: {allow_hosts: []}\n", "cabs.allow_hosts"},
 	} {
 		if _, err := LoadConfig(writeConfig(t, validBody+bad.body), env(nil)); err == nil || !strings.Contains(err.Error(), bad.want) {

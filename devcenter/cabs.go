@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // DefaultCabHosts is the link allowlist used when none is configured: the
@@ -217,53 +216,26 @@ func (c *Client) OpenCab(ctx context.Context, link string, offset int64, allow *
 }
 
 // getBlob sends a blob GET with the client's retry policy (see do), with
-// the headers a cab download needs.
+// the headers a cab download needs: identity encoding, so Content-Length
+// and the MD5 hold, and a Range from offset.
 func (c *Client) getBlob(ctx context.Context, link, endpoint string, offset int64) (*http.Response, error) {
-	var lastErr error
-	for attempt := 1; ; attempt++ {
-		hr, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
-		if err != nil {
-			return nil, fmt.Errorf("devcenter: %s: build request", endpoint)
-		}
-		// identity: the bytes as stored, so Content-Length and MD5 hold.
-		hr.Header.Set("Accept-Encoding", "identity")
-		if offset > 0 {
-			hr.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
-		}
-		resp, err := c.http.Do(hr)
-		var wait time.Duration
-		switch {
-		case err != nil:
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("devcenter: %s: %w", endpoint, ctx.Err())
-			}
-			lastErr = fmt.Errorf("devcenter: %s: %w", endpoint, scrubURLError(err))
-		case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent:
-			return resp, nil
-		case resp.StatusCode < 400:
-			drain(resp)
-			return nil, &APIError{Endpoint: endpoint, Status: resp.StatusCode, Message: "unexpected status (redirects are not followed)"}
-		default:
-			apiErr := readAPIError(endpoint, resp)
-			if resp.StatusCode == http.StatusForbidden {
-				return nil, fmt.Errorf("%w: %w", ErrLinkExpired, apiErr)
-			}
-			if !shouldRetry(resp.StatusCode, true) {
-				return nil, apiErr
-			}
-			lastErr = apiErr
-			wait = retryAfter(resp.Header.Get("Retry-After"))
-		}
-		if attempt >= c.cfg.MaxAttempts {
-			return nil, fmt.Errorf("after %d attempts: %w", attempt, lastErr)
-		}
-		if wait == 0 {
-			wait = c.backoff(attempt)
-		}
-		if err := sleep(ctx, min(wait, 5*time.Minute)); err != nil {
-			return nil, fmt.Errorf("devcenter: %s: %w", endpoint, err)
-		}
+	h := http.Header{"Accept-Encoding": {"identity"}}
+	if offset > 0 {
+		h.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
+	resp, err := c.do(ctx, request{method: http.MethodGet, url: link, endpoint: endpoint, idempotent: true, header: h})
+	if err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
+			return nil, fmt.Errorf("%w: %w", ErrLinkExpired, err)
+		}
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		drain(resp)
+		return nil, &APIError{Endpoint: endpoint, Status: resp.StatusCode, Message: "unexpected status (redirects are not followed)"}
+	}
+	return resp, nil
 }
 
 // cabMeta checks a 200 or 206 answer against the requested offset and

@@ -224,6 +224,7 @@ type request struct {
 	// idempotent calls are retried on any retryable status; others only
 	// where the service cannot have acted (429, 503) or on connect errors.
 	idempotent bool
+	header     http.Header // extra headers
 }
 
 // do sends req with the retry policy and returns the response, whose body
@@ -282,6 +283,9 @@ func (c *Client) send(ctx context.Context, req request) (*http.Response, string,
 		return nil, "", fmt.Errorf("build request: %w", err)
 	}
 	hr.Header.Set("Accept", "application/json")
+	for k, v := range req.header {
+		hr.Header[k] = v
+	}
 	if req.body != nil {
 		hr.Header.Set("Content-Type", "application/json")
 	}

@@ -38,8 +38,14 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
-	runner := &pipeline.Runner{Config: cfg.Pipeline, Sink: sink, Log: log}
-	rep, err := runner.Purge(ctx, *dryRun || *check)
+	var rep *pipeline.PurgeReport
+	if *dryRun || *check {
+		runner := &pipeline.Runner{Config: cfg.Pipeline, Sink: sink, Log: log}
+		rep, err = runner.Purge(ctx, true)
+	} else { // deleting takes the lake's lease, like a cycle
+		c := &cycler{cfg: cfg, env: &environment{sink: sink}, log: log}
+		rep, err = c.purge(ctx)
+	}
 	if err != nil {
 		return err
 	}

@@ -230,3 +230,48 @@ func TestServe(t *testing.T) {
 		t.Fatal("serve did not exit within 15s of SIGTERM")
 	}
 }
+
+// TestPurgeCheckDryRunAndPurge: a stale partition planted in a lake makes
+// `purge --check` exit 1 naming it; `--dry-run` lists it and deletes
+// nothing; `purge` removes it; `--check` then passes.
+func TestPurgeCheckDryRunAndPurge(t *testing.T) {
+	lake := t.TempDir()
+	vars := map[string]string{"HDC_SINK_URL": lake}
+	cfg := "../../configs/demo.yaml"
+	stale := filepath.Join(lake, "ihv_driver", "date=2020-01-01", "part-00000.parquet")
+	fresh := filepath.Join(lake, "ihv_driver", "date="+time.Now().UTC().Format(time.DateOnly), "part-00000.parquet")
+	for _, p := range []string{stale, fresh} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, _ := runCLI(t, vars, "purge", "--check", "--config", cfg)
+	if code != exitFailed || !strings.Contains(out, "ihv_driver/date=2020-01-01/part-00000.parquet") || strings.Contains(out, "date="+time.Now().UTC().Format(time.DateOnly)) {
+		t.Fatalf("check: exit %d, out %q", code, out)
+	}
+	if code, out, _ = runCLI(t, vars, "purge", "--dry-run", "--config", cfg); code != 0 || !strings.Contains(out, "date=2020-01-01") {
+		t.Fatalf("dry run: exit %d, out %q", code, out)
+	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatal("dry run deleted the stale partition")
+	}
+	if code, _, stderr := runCLI(t, vars, "purge", "--config", cfg); code != 0 {
+		t.Fatalf("purge: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("stale partition survived the purge")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("purge deleted an in-window partition")
+	}
+	audit, _ := filepath.Glob(filepath.Join(lake, "_hdc", "audit", "purge", "*.json"))
+	if len(audit) != 1 {
+		t.Errorf("audit records: %v", audit)
+	}
+	if code, out, _ := runCLI(t, vars, "purge", "--check", "--config", cfg); code != 0 || out != "" {
+		t.Errorf("check after purge: exit %d, out %q", code, out)
+	}
+}

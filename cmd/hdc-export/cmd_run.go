@@ -103,7 +103,11 @@ func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, er
 	env.sink = sink
 	dc := cfg.DevCenter.Config
 	if cfg.DevCenter.Emulator {
-		addr, stop, err := startEmulator(emulator.Options{TenantID: dc.TenantID, ClientID: dc.ClientID, ClientSecret: dc.ClientSecret.Reveal()})
+		// The demo's cabs are small (8–32 KiB) so that one `make run`
+		// mirrors them all in seconds; a standalone emulator serves
+		// realistic sizes.
+		addr, stop, err := startEmulator(emulator.Options{TenantID: dc.TenantID, ClientID: dc.ClientID, ClientSecret: dc.ClientSecret.Reveal(),
+			CabSizeMin: 8 << 10, CabSizeMax: 32 << 10})
 		if err != nil {
 			return nil, err
 		}

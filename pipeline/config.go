@@ -25,6 +25,7 @@ type Config struct {
 	Reports   []ReportConfig `yaml:"reports"`
 	Retention Retention      `yaml:"retention"`
 	Parquet   ParquetConfig  `yaml:"parquet"`
+	BadRows   BadRowsConfig  `yaml:"bad_rows"`
 	// Cabs configures mirroring crash-dump cabs into the lake (see CabsConfig).
 	Cabs CabsConfig `yaml:"cabs"`
 	// TempDir holds spill files while a run is converted; default os.TempDir().
@@ -40,6 +41,16 @@ type Retention struct {
 	// Days: a failure date D is kept on UTC day T while T-D < Days.
 	// Default and maximum 30.
 	Days int `yaml:"days"`
+}
+
+// BadRowsConfig bounds rows that do not parse. They are quarantined (under
+// retention) and counted; a run with more than MaxFraction of its rows bad
+// fails before committing anything.
+type BadRowsConfig struct {
+	// MaxFraction is the share of bad rows a run may have; default 0.01
+	// (0 is taken as unset: use e.g. 1e-9 to fail on any bad row; 1 never
+	// fails).
+	MaxFraction float64 `yaml:"max_fraction"`
 }
 
 // ParquetConfig tunes the data files.
@@ -80,6 +91,9 @@ func (c *Config) SetDefaults() {
 	if c.Retention.Days == 0 {
 		c.Retention.Days = MaxRetentionDays
 	}
+	if c.BadRows.MaxFraction == 0 {
+		c.BadRows.MaxFraction = 0.01
+	}
 	c.Cabs.setDefaults()
 }
 
@@ -101,6 +115,9 @@ func (c *Config) Validate() error {
 	if c.Retention.Days < 1 || c.Retention.Days > MaxRetentionDays {
 		errs = append(errs, fmt.Errorf("retention.days: %d is not allowed: the Windows Analytics Agreement requires personal data to be destroyed after at most %d days (allowed 1..%d)",
 			c.Retention.Days, MaxRetentionDays, MaxRetentionDays))
+	}
+	if !(c.BadRows.MaxFraction >= 0 && c.BadRows.MaxFraction <= 1) {
+		errs = append(errs, fmt.Errorf("bad_rows.max_fraction: %v is outside 0..1", c.BadRows.MaxFraction))
 	}
 	if _, err := schema.Codec(c.Parquet.Compression); err != nil {
 		errs = append(errs, fmt.Errorf("parquet.compression: %w", err))

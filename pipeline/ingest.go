@@ -69,7 +69,14 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 			return res, err
 		}
 		defer sp.close()
-		if err := r.split(ctx, cr, file, layout, sp, j, w, &res.commit); err != nil {
+		first, _ := coverage(j.run, devcenter.PeriodDays(rc.Template.DateRange.ReportPeriod))
+		if err := r.split(ctx, cr, file, layout, sp, j, w, first, &res.commit); err != nil {
+			return res, err
+		}
+		if err := r.putQuarantine(ctx, rc.Name, reportID, run, sp); err != nil {
+			return res, err
+		}
+		if err := r.checkBadRows(file, &res.commit); err != nil {
 			return res, err
 		}
 	}
@@ -110,9 +117,11 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 
 // split reads every record, types it, and routes it to its date's spill
 // file. Rows of dates outside the window or owned by a newer run are
-// counted and dropped; rows that do not parse are counted (the first error
-// is logged by line and column, never by value).
-func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout *schema.Layout, sp *spill, j job, w Window, c *Commit) error {
+// counted and dropped. Rows that do not parse are quarantined under their
+// failure date, or under first (the oldest date the run covers) when the
+// date itself is unreadable; the first error is logged by line and column,
+// never by value.
+func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout *schema.Layout, sp *spill, j job, w Window, first Date, c *Commit) error {
 	var row parquet.Row
 	for n := 0; ; n++ {
 		if n%4096 == 0 {
@@ -127,7 +136,9 @@ func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout 
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			r.badRow(c, file, &schema.FieldError{Line: pe.StartLine, Err: pe.Err})
+			if err := r.badRow(c, file, sp, first, w, j, &schema.FieldError{Line: pe.StartLine, Err: pe.Err}, nil, layout); err != nil {
+				return err
+			}
 			continue
 		}
 		if err != nil {
@@ -137,7 +148,13 @@ func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout 
 		var d int32
 		row, d, err = layout.Convert(rec, line, row)
 		if err != nil {
-			r.badRow(c, file, err)
+			var fe *schema.FieldError
+			if !errors.As(err, &fe) {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			if err := r.badRow(c, file, sp, first, w, j, fe, rec, layout); err != nil {
+				return err
+			}
 			continue
 		}
 		date := Date(d)
@@ -155,11 +172,55 @@ func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout 
 	}
 }
 
-func (r *Runner) badRow(c *Commit, file string, err error) {
+func (r *Runner) badRow(c *Commit, file string, sp *spill, first Date, w Window, j job, fe *schema.FieldError, rec []string, layout *schema.Layout) error {
+	date, dated := first, false
+	if di := layout.DateIndex(); di < len(rec) {
+		if d, err := schema.ParseDate(rec[di]); err == nil {
+			date, dated = Date(d), true
+		}
+	}
+	switch {
+	case !w.Contains(date): // too old to keep, bad or not
+		c.TooOld++
+		return nil
+	case dated && !j.owns[date]: // a newer run owns this date and its bad rows
+		c.Superseded++
+		return nil
+	}
 	c.Bad++
 	if c.Bad == 1 {
-		r.Log.Warn("bad row skipped", "file", file, "error", err.Error())
+		r.Log.Warn("bad row quarantined", "file", file, "error", fe.Error())
 	}
+	return sp.quarantine(date, fe, rec)
+}
+
+// putQuarantine stores the run's bad rows, per date, under
+// _hdc/quarantine/<dataset>/date=D/, where the purge ages them out with
+// the data.
+func (r *Runner) putQuarantine(ctx context.Context, dataset string, reportID devcenter.ID, run string, sp *spill) error {
+	if err := sp.finishQuarantine(); err != nil {
+		return err
+	}
+	for d, q := range sp.quarantined {
+		if err := r.fence(ctx); err != nil {
+			return err
+		}
+		if err := r.Sink.Put(ctx, QuarantineKey(dataset, d, int64(reportID), run), q.f); err != nil {
+			return fmt.Errorf("put quarantine: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkBadRows fails the run, before anything of it is committed, when the
+// share of bad rows is above bad_rows.max_fraction.
+func (r *Runner) checkBadRows(file string, c *Commit) error {
+	total := c.Rows + c.Bad
+	if c.Bad == 0 || float64(c.Bad) <= r.Config.BadRows.MaxFraction*float64(total) {
+		return nil
+	}
+	return fmt.Errorf("%s: %d of %d rows do not parse, above bad_rows.max_fraction %g: nothing of this run is committed (its bad rows are in _hdc/quarantine/)",
+		file, c.Bad, total, r.Config.BadRows.MaxFraction)
 }
 
 // scrubCSV drops csv.ParseError's wrapping (its text is safe: positions

@@ -62,6 +62,11 @@ func CommitKey(dataset string, reportID int64, run time.Time) string {
 	return fmt.Sprintf("%s/%s/date=%s/%d-%s.json", commitDir, dataset, DateOf(run), reportID, runID(run))
 }
 
+// QuarantineKey holds a run's rows of date d that did not parse.
+func QuarantineKey(dataset string, d Date, reportID int64, run string) string {
+	return fmt.Sprintf("%s/quarantine/%s/date=%s/%d-%s.tsv", stateDir, dataset, d, reportID, run)
+}
+
 func runID(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
 
 // KeyDate returns the date of the first "date=YYYY-MM-DD" segment of key

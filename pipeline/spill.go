@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -27,6 +29,16 @@ type spill struct {
 	opts   schema.EncoderOptions
 	parts  map[Date]*spillPart
 	batch  []parquet.Row
+	// quarantined holds the rows that did not parse, per date, as TSV:
+	// line, column, reason, then the record's raw fields.
+	quarantined map[Date]*quarantineFile
+}
+
+type quarantineFile struct {
+	path string
+	f    *os.File
+	w    *csv.Writer
+	rows int64
 }
 
 type spillPart struct {
@@ -45,7 +57,8 @@ func newSpill(tempDir string, layout *schema.Layout, opts schema.EncoderOptions)
 	if err != nil {
 		return nil, fmt.Errorf("create spill folder: %w", err)
 	}
-	return &spill{dir: dir, layout: layout, opts: opts, parts: map[Date]*spillPart{}, batch: make([]parquet.Row, 1)}, nil
+	return &spill{dir: dir, layout: layout, opts: opts, parts: map[Date]*spillPart{}, batch: make([]parquet.Row, 1),
+		quarantined: map[Date]*quarantineFile{}}, nil
 }
 
 // write appends one row to date d's file.
@@ -69,6 +82,46 @@ func (s *spill) write(d Date, row parquet.Row) error {
 	return p.enc.Write(s.batch)
 }
 
+// quarantine keeps a bad record for date d. The values stay in the temp
+// folder and then the lake's quarantine, under retention; they are never
+// logged.
+func (s *spill) quarantine(d Date, fe *schema.FieldError, rec []string) error {
+	q, ok := s.quarantined[d]
+	if !ok {
+		path := filepath.Join(s.dir, "quarantine-"+d.String()+".tsv")
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+		if err != nil {
+			return fmt.Errorf("create quarantine file: %w", err)
+		}
+		q = &quarantineFile{path: path, f: f, w: csv.NewWriter(f)}
+		q.w.Comma = '\t'
+		if err := q.w.Write([]string{"line", "column", "reason", "fields..."}); err != nil {
+			return fmt.Errorf("write quarantine file: %w", err)
+		}
+		s.quarantined[d] = q
+	}
+	reason := fe.Err.Error()
+	if err := q.w.Write(append([]string{strconv.Itoa(fe.Line), fe.Column, reason}, rec...)); err != nil {
+		return fmt.Errorf("write quarantine file: %w", err)
+	}
+	q.rows++
+	return nil
+}
+
+// finishQuarantine flushes the quarantine files and rewinds them.
+func (s *spill) finishQuarantine() error {
+	for _, q := range s.quarantined {
+		q.w.Flush()
+		if err := q.w.Error(); err != nil {
+			return fmt.Errorf("write quarantine file: %w", err)
+		}
+		if _, err := q.f.Seek(0, 0); err != nil {
+			return fmt.Errorf("rewind quarantine file: %w", err)
+		}
+	}
+	return nil
+}
+
 // finish closes every partition's encoder and returns the dates in order.
 // Each file is then positioned at its start.
 func (s *spill) finish() ([]Date, error) {
@@ -90,6 +143,9 @@ func (s *spill) finish() ([]Date, error) {
 func (s *spill) close() error {
 	for _, p := range s.parts {
 		p.f.Close()
+	}
+	for _, q := range s.quarantined {
+		q.f.Close()
 	}
 	return os.RemoveAll(s.dir)
 }

@@ -103,6 +103,9 @@ func fieldFor(ds *Dataset, h string) Field {
 	return Field{Source: h, Name: SnakeCase(h), Type: String, Extra: true}
 }
 
+// DateIndex is the position of FailureDate in a record.
+func (l *Layout) DateIndex() int { return l.dateCol }
+
 // Columns returns the lake column names in file order.
 func (l *Layout) Columns() []string {
 	names := make([]string, len(l.Fields))

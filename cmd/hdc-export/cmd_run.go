@@ -37,6 +37,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err != nil {
 		return exitUsage, err
 	}
+	warnIfWritable(log, *configPath)
 	cfg, err := LoadConfig(*configPath, getenv)
 	if err != nil {
 		return exitUsage, usageError{err}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -260,4 +261,12 @@ func parseSwitch(v string) (on, ok bool) {
 		return false, true
 	}
 	return false, false
+}
+
+// warnIfWritable warns when the config file can be changed by others: it
+// decides where data goes and which hosts cabs may come from.
+func warnIfWritable(log *slog.Logger, path string) {
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o022 != 0 {
+		log.Warn("config file is writable by group or others; restrict it (chmod go-w)", "file", path, "mode", st.Mode().Perm().String())
+	}
 }

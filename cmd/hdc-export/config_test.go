@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +115,22 @@ func TestRunUsageErrors(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "exist.yaml") {
 		t.Errorf("stderr = %q", errOut.String())
+	}
+}
+
+func TestWarnIfWritable(t *testing.T) {
+	path := writeConfig(t, validBody)
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	warnIfWritable(log, path)
+	if logs.Len() != 0 {
+		t.Fatalf("warned about a 0600 file: %s", logs.String())
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	warnIfWritable(log, path)
+	if !strings.Contains(logs.String(), "writable by group or others") {
+		t.Errorf("no warning for a world-writable config: %q", logs.String())
 	}
 }

@@ -29,6 +29,8 @@ type spill struct {
 	opts   schema.EncoderOptions
 	parts  map[Date]*spillPart
 	batch  []parquet.Row
+	// buffered is the sum of the parts' buffered rows.
+	buffered int
 	// quarantined holds the rows that did not parse, per date, as TSV:
 	// line, column, reason, then the record's raw fields.
 	quarantined map[Date]*quarantineFile
@@ -42,10 +44,18 @@ type quarantineFile struct {
 }
 
 type spillPart struct {
-	path string
-	f    *os.File
-	enc  *schema.Encoder
+	path     string
+	f        *os.File
+	enc      *schema.Encoder
+	buffered int // rows in the encoder's open row group
 }
+
+// maxBufferedRows bounds the rows held in open row groups across all of a
+// run's partitions; past it, the partition holding the most is flushed as
+// a row group. This bounds memory whatever the report's size or date
+// spread: a report ordered by date (the usual case) still gets full-size
+// row groups, one spread evenly over many dates gets smaller ones.
+const maxBufferedRows = 65536
 
 func newSpill(tempDir string, layout *schema.Layout, opts schema.EncoderOptions) (*spill, error) {
 	if tempDir != "" {
@@ -79,7 +89,31 @@ func (s *spill) write(d Date, row parquet.Row) error {
 		s.parts[d] = p
 	}
 	s.batch[0] = row
-	return p.enc.Write(s.batch)
+	if err := p.enc.Write(s.batch); err != nil {
+		return err
+	}
+	p.buffered++
+	s.buffered++
+	if s.buffered > maxBufferedRows {
+		return s.flushLargest()
+	}
+	return nil
+}
+
+// flushLargest writes out the largest open row group.
+func (s *spill) flushLargest() error {
+	var big *spillPart
+	for _, p := range s.parts {
+		if big == nil || p.buffered > big.buffered {
+			big = p
+		}
+	}
+	if err := big.enc.Flush(); err != nil {
+		return err
+	}
+	s.buffered -= big.buffered
+	big.buffered = 0
+	return nil
 }
 
 // quarantine keeps a bad record for date d. The values stay in the temp

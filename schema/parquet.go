@@ -117,6 +117,14 @@ func (e *Encoder) Write(rows []parquet.Row) error {
 	return nil
 }
 
+// Flush ends the current row group, releasing its buffers.
+func (e *Encoder) Flush() error {
+	if err := e.w.Flush(); err != nil {
+		return fmt.Errorf("flush parquet row group: %w", err)
+	}
+	return nil
+}
+
 // Rows is the number of rows written so far.
 func (e *Encoder) Rows() int64 { return e.rows }
 

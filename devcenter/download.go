@@ -36,17 +36,9 @@ func (c *Client) Download(ctx context.Context, link string) (io.ReadCloser, erro
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, request{method: http.MethodGet, url: link, endpoint: endpoint, idempotent: true})
+	resp, err := c.getBlob(ctx, link, endpoint, 0)
 	if err != nil {
-		var ae *APIError
-		if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
-			return nil, fmt.Errorf("%w: %w", ErrLinkExpired, err)
-		}
 		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		drain(resp)
-		return nil, &APIError{Endpoint: endpoint, Status: resp.StatusCode, Message: "unexpected status"}
 	}
 	return resp.Body, nil
 }

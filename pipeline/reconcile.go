@@ -42,26 +42,41 @@ func bindingKey(report string) string { return stateDir + "/reports/" + report +
 // or recurrence enforced. With dryRun it only plans. It returns the plan
 // and the scheduled report id of each report (0 where not yet created).
 func (r *Runner) Reconcile(ctx context.Context, dryRun bool) ([]Change, map[string]devcenter.ID, error) {
+	plan, ids, failed, err := r.reconcileAll(ctx, dryRun)
+	if err != nil {
+		return nil, nil, err
+	}
+	var errs []error
+	for _, rc := range r.Config.Reports {
+		if failed[rc.Name] != nil {
+			errs = append(errs, failed[rc.Name])
+		}
+	}
+	return plan, ids, errors.Join(errs...)
+}
+
+// reconcileAll is Reconcile with each report's error kept apart (so a
+// cycle can fail one report and export the others); err is set only when
+// Dev Center's lists could not be read, which fails every report.
+func (r *Runner) reconcileAll(ctx context.Context, dryRun bool) (plan []Change, ids map[string]devcenter.ID, failed map[string]error, err error) {
 	templates, err := r.API.ListTemplates(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reconcile: %w", err)
+		return nil, nil, nil, fmt.Errorf("reconcile: %w", err)
 	}
 	reports, err := r.API.ListReports(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reconcile: %w", err)
+		return nil, nil, nil, fmt.Errorf("reconcile: %w", err)
 	}
-	var plan []Change
-	ids := map[string]devcenter.ID{}
-	var errs []error
+	ids, failed = map[string]devcenter.ID{}, map[string]error{}
 	for _, rc := range r.Config.Reports {
 		changes, id, err := r.reconcileOne(ctx, rc, templates, reports, dryRun)
 		plan = append(plan, changes...)
 		ids[rc.Name] = id
 		if err != nil {
-			errs = append(errs, fmt.Errorf("reconcile %s: %w", rc.Name, err))
+			failed[rc.Name] = fmt.Errorf("reconcile %s: %w", rc.Name, err)
 		}
 	}
-	return plan, ids, errors.Join(errs...)
+	return plan, ids, failed, nil
 }
 
 func (r *Runner) reconcileOne(ctx context.Context, rc ReportConfig, templates []devcenter.Template, reports []devcenter.Report, dryRun bool) ([]Change, devcenter.ID, error) {

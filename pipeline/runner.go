@@ -82,12 +82,21 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	if _, err := sweepTemp(r.Config.TempDir, staleTemp, start, true); err != nil {
 		errs = append(errs, err)
 	}
+	// One reconcile (two list calls) serves every report of the cycle.
+	_, ids, failed, listErr := r.reconcileAll(ctx, false)
 	for _, rc := range r.Config.Reports {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
 		}
-		if err := r.export(ctx, rc, window, sum); err != nil {
+		err := listErr
+		if err == nil {
+			err = failed[rc.Name]
+		}
+		if err == nil {
+			err = r.export(ctx, rc, ids[rc.Name], window, sum)
+		}
+		if err != nil {
 			sum.ReportsFailed++
 			errs = append(errs, fmt.Errorf("report %s: %w", rc.Name, err))
 		}
@@ -108,20 +117,8 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	return sum, errors.Join(errs...)
 }
 
-// reportID reconciles one report and returns its scheduled report id.
-func (r *Runner) reportID(ctx context.Context, rc ReportConfig) (devcenter.ID, error) {
-	one := *r
-	one.Config.Reports = []ReportConfig{rc}
-	_, ids, err := one.Reconcile(ctx, false)
-	return ids[rc.Name], err
-}
-
-// export reconciles one report, then ingests its pending runs oldest first.
-func (r *Runner) export(ctx context.Context, rc ReportConfig, window Window, sum *Summary) error {
-	reportID, err := r.reportID(ctx, rc)
-	if err != nil {
-		return err
-	}
+// export ingests one reconciled report's pending runs, oldest first.
+func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter.ID, window Window, sum *Summary) error {
 	plan, err := r.plan(ctx, rc, reportID, window)
 	if err != nil {
 		return err

@@ -58,10 +58,8 @@ func ReadStatus(ctx context.Context, s sinks.Sink, retentionDays int) (*Status, 
 			if st.Cabs.OldestDate == "" || ds < st.Cabs.OldestDate {
 				st.Cabs.OldestDate = ds
 			}
-			if ds > st.Cabs.NewestDate {
-				if st.Cabs.NewestDate != ds {
-					st.Cabs.Dates++
-				}
+			if ds > st.Cabs.NewestDate { // keys come in order: a new date
+				st.Cabs.Dates++
 				st.Cabs.NewestDate = ds
 			}
 		}

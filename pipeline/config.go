@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"slices"
 	"time"
 
@@ -57,6 +58,18 @@ type BadRowsConfig struct {
 type ParquetConfig struct {
 	Compression  string `yaml:"compression"`    // zstd (default), snappy, none
 	RowGroupRows int64  `yaml:"row_group_rows"` // default 1,000,000
+	// Encoders is how many partitions are encoded at once; default the
+	// number of CPUs, at most 4. Each holds up to one row group of column
+	// buffers (about 16 MiB of rows).
+	Encoders int `yaml:"encoders"`
+}
+
+// encoders is Encoders with its default applied.
+func (c ParquetConfig) encoders() int {
+	if c.Encoders > 0 {
+		return c.Encoders
+	}
+	return min(runtime.GOMAXPROCS(0), 4)
 }
 
 // ReportConfig is one exported report: a template, its schedule, and the
@@ -121,6 +134,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := schema.Codec(c.Parquet.Compression); err != nil {
 		errs = append(errs, fmt.Errorf("parquet.compression: %w", err))
+	}
+	if c.Parquet.Encoders < 0 {
+		errs = append(errs, fmt.Errorf("parquet.encoders: %d is negative", c.Parquet.Encoders))
 	}
 	if c.Parquet.RowGroupRows < 0 {
 		errs = append(errs, errors.New("parquet.row_group_rows: must not be negative"))

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/parquet-go/parquet-go"
-
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/schema"
 	"github.com/hdc-export/hdc-export/sinks"
@@ -46,7 +44,6 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 	}
 	file := fmt.Sprintf("report %d run %s", reportID, run)
 
-	var sp *spill
 	var layout *schema.Layout
 	header, err := cr.Read()
 	switch {
@@ -57,15 +54,8 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		if layout, err = schema.Bind(ds, header); err != nil {
 			return res, fmt.Errorf("%s: %w", file, err)
 		}
-		opts := schema.EncoderOptions{
-			Compression:  r.Config.Parquet.Compression,
-			RowGroupRows: r.Config.Parquet.RowGroupRows,
-			Metadata: map[string]string{
-				"hdc.dataset": rc.Name, "hdc.report_id": strconv.FormatInt(int64(reportID), 10),
-				"hdc.run": run, "hdc.schema_version": schema.Version,
-			},
-		}
-		if sp, err = newSpill(r.Config.TempDir, layout, opts); err != nil {
+		sp, err := newSpill(r.Config.TempDir, layout)
+		if err != nil {
 			return res, err
 		}
 		defer sp.close()
@@ -79,31 +69,30 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		if err := r.checkBadRows(file, &res.commit); err != nil {
 			return res, err
 		}
-	}
-	var written []Date
-	if sp != nil {
-		if written, err = sp.finish(); err != nil {
+		opts := schema.EncoderOptions{
+			Compression:  r.Config.Parquet.Compression,
+			RowGroupRows: r.Config.Parquet.RowGroupRows,
+			Metadata: map[string]string{
+				"hdc.dataset": rc.Name, "hdc.report_id": strconv.FormatInt(int64(reportID), 10),
+				"hdc.run": run, "hdc.schema_version": schema.Version,
+			},
+		}
+		err = sp.encode(ctx, sp.dates(), r.Config.Parquet.encoders(), opts, func(d Date, part *spillPart) error {
+			return r.commitOwned(ctx, rc.Name, reportID, run, d, layout, part, &res)
+		})
+		if err != nil {
 			return res, err
 		}
 	}
-	dates := make([]Date, 0, len(j.owns))
+	// Owned dates without rows in this run: the run says they have none.
 	for d := range j.owns {
-		dates = append(dates, d)
-	}
-	slices.Sort(dates)
-	for _, d := range dates {
-		var part *spillPart
-		if slices.Contains(written, d) {
-			part = sp.parts[d]
+		if !slices.Contains(res.commit.Partitions, d.String()) {
+			if err := r.commitOwned(ctx, rc.Name, reportID, run, d, layout, nil, &res); err != nil {
+				return res, err
+			}
 		}
-		n, err := r.commitPartition(ctx, rc.Name, reportID, run, d, layout, part)
-		if err != nil {
-			return res, fmt.Errorf("partition %s: %w", d, err)
-		}
-		res.commit.Partitions = append(res.commit.Partitions, d.String())
-		res.partitions++
-		res.bytes += n
 	}
+	slices.Sort(res.commit.Partitions)
 	if err := r.fence(ctx); err != nil {
 		return res, err
 	}
@@ -115,59 +104,130 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 	return res, nil
 }
 
+// commitOwned commits date d of a run (see commitPartition) and counts it
+// in res.
+func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devcenter.ID, run string, d Date, layout *schema.Layout, part *spillPart, res *runResult) error {
+	n, err := r.commitPartition(ctx, dataset, reportID, run, d, layout, part)
+	if err != nil {
+		return fmt.Errorf("partition %s: %w", d, err)
+	}
+	res.commit.Partitions = append(res.commit.Partitions, d.String())
+	res.partitions++
+	res.bytes += n
+	return nil
+}
+
 // split reads every record, types it, and routes it to its date's spill
 // file. Rows of dates outside the window or owned by a newer run are
 // counted and dropped. Rows that do not parse are quarantined under their
 // failure date, or under first (the oldest date the run covers) when the
 // date itself is unreadable; the first error is logged by line and column,
-// never by value.
+// never by value. Reading (download, decompression, CSV) runs in its own
+// goroutine, so it overlaps typing and spilling.
 func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout *schema.Layout, sp *spill, j job, w Window, first Date, c *Commit) error {
-	var row parquet.Row
-	for n := 0; ; n++ {
-		if n%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches, free := make(chan []csvRecord, 4), make(chan []csvRecord, 5)
+	go readRecords(ctx, cr, batches, free)
+	var buf []byte
+	n := 0
+	for batch := range batches {
+		for _, rec := range batch {
+			if n%16384 == 0 {
+				r.progress("%s: %d rows read", file, n)
 			}
-			r.progress("%s: %d rows read", file, n)
-		}
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		var pe *csv.ParseError
-		if errors.As(err, &pe) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			if err := r.badRow(c, file, sp, first, w, j, &schema.FieldError{Line: pe.StartLine, Err: pe.Err}, nil, layout); err != nil {
-				return err
+			n++
+			var pe *csv.ParseError
+			switch {
+			case errors.Is(rec.err, io.EOF):
+				return nil
+			case errors.As(rec.err, &pe) && !errors.Is(rec.err, io.ErrUnexpectedEOF):
+				if err := r.badRow(c, file, sp, first, w, j, &schema.FieldError{Line: pe.StartLine, Err: pe.Err}, nil, layout); err != nil {
+					return err
+				}
+				continue
+			case rec.err != nil:
+				return fmt.Errorf("%s: read: %w", file, scrubCSV(rec.err))
 			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("%s: read: %w", file, scrubCSV(err))
-		}
-		line, _ := cr.FieldPos(0)
-		var d int32
-		row, d, err = layout.Convert(rec, line, row)
-		if err != nil {
-			var fe *schema.FieldError
-			if !errors.As(err, &fe) {
-				return fmt.Errorf("%s: %w", file, err)
+			var d int32
+			var err error
+			buf, d, err = layout.AppendRow(buf[:0], rec.fields, rec.line)
+			if err != nil {
+				var fe *schema.FieldError
+				if !errors.As(err, &fe) {
+					return fmt.Errorf("%s: %w", file, err)
+				}
+				if err := r.badRow(c, file, sp, first, w, j, fe, rec.fields, layout); err != nil {
+					return err
+				}
+				continue
 			}
-			if err := r.badRow(c, file, sp, first, w, j, fe, rec, layout); err != nil {
-				return err
+			date := Date(d)
+			switch {
+			case !w.Contains(date):
+				c.TooOld++
+			case !j.owns[date]:
+				c.Superseded++
+			default:
+				if err := sp.write(date, buf); err != nil {
+					return err
+				}
+				c.Rows++
 			}
-			continue
 		}
-		date := Date(d)
-		switch {
-		case !w.Contains(date):
-			c.TooOld++
-		case !j.owns[date]:
-			c.Superseded++
+		select {
+		case free <- batch[:0]:
 		default:
-			if err := sp.write(date, row); err != nil {
-				return err
+		}
+	}
+	return ctx.Err() // the reader stopped early: the context ended
+}
+
+// csvRecord is one read of a CSV reader: a record and its line, or an
+// error (io.EOF last).
+type csvRecord struct {
+	fields []string
+	line   int
+	err    error
+}
+
+// readBatch is how many records readRecords hands over at once.
+const readBatch = 256
+
+// readRecords reads cr into batches until io.EOF or a non-record error,
+// which it sends as the last record, then closes out. Batches come from
+// free when it has one. It stops early, without an error record, when ctx
+// ends.
+func readRecords(ctx context.Context, cr *csv.Reader, out chan<- []csvRecord, free <-chan []csvRecord) {
+	defer close(out)
+	cr.ReuseRecord = false // records outlive the next Read
+	var batch []csvRecord
+	for {
+		if batch == nil {
+			select {
+			case batch = <-free:
+			default:
+				batch = make([]csvRecord, 0, readBatch)
 			}
-			c.Rows++
+		}
+		fields, err := cr.Read()
+		rec := csvRecord{fields: fields, err: err}
+		if err == nil || len(fields) > 0 {
+			rec.line, _ = cr.FieldPos(0)
+		}
+		batch = append(batch, rec)
+		var pe *csv.ParseError
+		last := err != nil && !(errors.As(err, &pe) && !errors.Is(err, io.ErrUnexpectedEOF))
+		if len(batch) == readBatch || last {
+			select {
+			case out <- batch:
+			case <-ctx.Done():
+				return
+			}
+			batch = nil
+		}
+		if last {
+			return
 		}
 	}
 }
@@ -301,7 +361,7 @@ func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID d
 // checkPart verifies a spill file with the independent reader, hashes it,
 // and rewinds it for upload.
 func checkPart(layout *schema.Layout, part *spillPart, key string) (File, error) {
-	rows := part.enc.Rows()
+	rows := part.rows
 	if err := layout.Verify(part.f, rows); err != nil {
 		return File{}, err
 	}

@@ -1,12 +1,17 @@
 package pipeline
 
 import (
+	"bufio"
+	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -21,16 +26,20 @@ const tempPrefix = "hdc-export-"
 // as a crash leftover (far inside the retention window).
 const staleTemp = 6 * time.Hour
 
-// spill splits a run's rows by date into one Parquet file per partition in
-// a private temp folder, so a report of any size is never held in memory.
+// A run is converted in two passes through a private temp folder, so that
+// memory stays bounded whatever the report's size or date spread:
+//
+//  1. split: every typed row is appended, in the schema row codec's compact
+//     form, to its date's rows file (a small write buffer per date);
+//  2. encode: each date's rows file is encoded into that date's Parquet
+//     file by a pool of workers, one partition per worker at a time, with
+//     row groups cut at rowGroupBytes of spilled rows.
 type spill struct {
 	dir    string
 	layout *schema.Layout
-	opts   schema.EncoderOptions
 	parts  map[Date]*spillPart
-	batch  []parquet.Row
-	// buffered is the sum of the parts' buffered rows.
-	buffered int
+	// groupBytes is where row groups are cut; rowGroupBytes but in tests.
+	groupBytes int
 	// quarantined holds the rows that did not parse, per date, as TSV:
 	// line, column, reason, then the record's raw fields.
 	quarantined map[Date]*quarantineFile
@@ -43,21 +52,29 @@ type quarantineFile struct {
 	rows int64
 }
 
+// spillPart is one date's rows file and, after encode, its Parquet file.
 type spillPart struct {
-	path     string
-	f        *os.File
-	enc      *schema.Encoder
-	buffered int // rows in the encoder's open row group
+	rowsPath string
+	rowsFile *os.File
+	w        *bufio.Writer
+	rows     int64
+
+	f *os.File // the encoded Parquet file, positioned at its start
 }
 
-// maxBufferedRows bounds the rows held in open row groups across all of a
-// run's partitions; past it, the partition holding the most is flushed as
-// a row group. This bounds memory whatever the report's size or date
-// spread: a report ordered by date (the usual case) still gets full-size
-// row groups, one spread evenly over many dates gets smaller ones.
-const maxBufferedRows = 65536
+const (
+	// spillBuffer is the write buffer of each date's rows file.
+	spillBuffer = 64 << 10
+	// rowGroupBytes bounds the spilled bytes in one row group, and with it
+	// the column buffers an encoder holds: a partition of any size is
+	// encoded in row groups of about this much data.
+	rowGroupBytes = 16 << 20
+	// encodeBatch is how many rows are decoded and handed to the encoder
+	// at once.
+	encodeBatch = 512
+)
 
-func newSpill(tempDir string, layout *schema.Layout, opts schema.EncoderOptions) (*spill, error) {
+func newSpill(tempDir string, layout *schema.Layout) (*spill, error) {
 	if tempDir != "" {
 		if err := os.MkdirAll(tempDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create temp folder: %w", err)
@@ -67,52 +84,29 @@ func newSpill(tempDir string, layout *schema.Layout, opts schema.EncoderOptions)
 	if err != nil {
 		return nil, fmt.Errorf("create spill folder: %w", err)
 	}
-	return &spill{dir: dir, layout: layout, opts: opts, parts: map[Date]*spillPart{}, batch: make([]parquet.Row, 1),
-		quarantined: map[Date]*quarantineFile{}}, nil
+	return &spill{dir: dir, layout: layout, groupBytes: rowGroupBytes, parts: map[Date]*spillPart{}, quarantined: map[Date]*quarantineFile{}}, nil
 }
 
-// write appends one row to date d's file.
-func (s *spill) write(d Date, row parquet.Row) error {
+// write appends one row, in the row codec's form, to date d's rows file.
+func (s *spill) write(d Date, row []byte) error {
 	p, ok := s.parts[d]
 	if !ok {
-		path := filepath.Join(s.dir, d.String()+".parquet")
+		path := filepath.Join(s.dir, d.String()+".rows")
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 		if err != nil {
 			return fmt.Errorf("create spill file: %w", err)
 		}
-		enc, err := s.layout.NewEncoder(f, s.opts)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		p = &spillPart{path: path, f: f, enc: enc}
+		p = &spillPart{rowsPath: path, rowsFile: f, w: bufio.NewWriterSize(f, spillBuffer)}
 		s.parts[d] = p
 	}
-	s.batch[0] = row
-	if err := p.enc.Write(s.batch); err != nil {
-		return err
+	var n [binary.MaxVarintLen64]byte
+	if _, err := p.w.Write(n[:binary.PutUvarint(n[:], uint64(len(row)))]); err != nil {
+		return fmt.Errorf("write spill file: %w", err)
 	}
-	p.buffered++
-	s.buffered++
-	if s.buffered > maxBufferedRows {
-		return s.flushLargest()
+	if _, err := p.w.Write(row); err != nil {
+		return fmt.Errorf("write spill file: %w", err)
 	}
-	return nil
-}
-
-// flushLargest writes out the largest open row group.
-func (s *spill) flushLargest() error {
-	var big *spillPart
-	for _, p := range s.parts {
-		if big == nil || p.buffered > big.buffered {
-			big = p
-		}
-	}
-	if err := big.enc.Flush(); err != nil {
-		return err
-	}
-	s.buffered -= big.buffered
-	big.buffered = 0
+	p.rows++
 	return nil
 }
 
@@ -156,27 +150,151 @@ func (s *spill) finishQuarantine() error {
 	return nil
 }
 
-// finish closes every partition's encoder and returns the dates in order.
-// Each file is then positioned at its start.
-func (s *spill) finish() ([]Date, error) {
+// dates returns the dates that have rows, in order.
+func (s *spill) dates() []Date {
 	dates := make([]Date, 0, len(s.parts))
-	for d, p := range s.parts {
-		if err := p.enc.Close(); err != nil {
-			return nil, fmt.Errorf("partition %s: %w", d, err)
-		}
-		if _, err := p.f.Seek(0, 0); err != nil {
-			return nil, fmt.Errorf("partition %s: %w", d, err)
-		}
+	for d := range s.parts {
 		dates = append(dates, d)
 	}
 	slices.Sort(dates)
-	return dates, nil
+	return dates
+}
+
+// encode converts the dates' rows files into Parquet files with up to
+// workers encoders at once, calling done (from the calling goroutine, in
+// the order they finish) for each encoded partition. Each rows file is
+// removed once encoded. It stops at the first error.
+func (s *spill) encode(ctx context.Context, dates []Date, workers int, opts schema.EncoderOptions, done func(Date, *spillPart) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		d   Date
+		err error
+	}
+	todo := make(chan Date)
+	results := make(chan result)
+	var wg sync.WaitGroup
+	for range max(1, min(workers, len(dates))) {
+		wg.Go(func() {
+			for d := range todo {
+				err := s.encodePart(ctx, d, opts)
+				select {
+				case results <- result{d, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	go func() {
+		defer close(todo)
+		for _, d := range dates {
+			select {
+			case todo <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var err error
+	for range dates {
+		r := <-results
+		if err = r.err; err == nil {
+			err = done(r.d, s.parts[r.d])
+		}
+		if err != nil {
+			break
+		}
+	}
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// encodePart writes date d's Parquet file from its rows file.
+func (s *spill) encodePart(ctx context.Context, d Date, opts schema.EncoderOptions) (err error) {
+	p := s.parts[d]
+	if err := p.w.Flush(); err != nil {
+		return fmt.Errorf("partition %s: write spill file: %w", d, err)
+	}
+	if _, err := p.rowsFile.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("partition %s: rewind spill file: %w", d, err)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, d.String()+".parquet"), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("partition %s: create parquet file: %w", d, err)
+	}
+	p.f = f
+	enc, err := s.layout.NewEncoder(f, opts)
+	if err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(p.rowsFile, spillBuffer)
+	var (
+		block   []byte // encoded rows of the batch; the decoded rows alias it
+		ends    []int  // end offset of each row in block
+		batch   = make([]parquet.Row, encodeBatch)
+		inGroup int
+	)
+	for read := int64(0); read < p.rows; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		block, ends = block[:0], ends[:0]
+		for ; read < p.rows && len(ends) < encodeBatch; read++ {
+			n, err := binary.ReadUvarint(r)
+			if err != nil {
+				return fmt.Errorf("partition %s: read spill file: %w", d, err)
+			}
+			block = slices.Grow(block, int(n))
+			if _, err := io.ReadFull(r, block[len(block):len(block)+int(n)]); err != nil {
+				return fmt.Errorf("partition %s: read spill file: %w", d, err)
+			}
+			block = block[:len(block)+int(n)]
+			ends = append(ends, len(block))
+		}
+		start := 0
+		for i, end := range ends {
+			row, _, err := s.layout.DecodeRow(block[start:end], batch[i])
+			if err != nil {
+				return fmt.Errorf("partition %s: %w", d, err)
+			}
+			batch[i], start = row, end
+		}
+		if err := enc.Write(batch[:len(ends)]); err != nil {
+			return fmt.Errorf("partition %s: %w", d, err)
+		}
+		if inGroup += len(block); inGroup >= s.groupBytes {
+			if err := enc.Flush(); err != nil {
+				return fmt.Errorf("partition %s: %w", d, err)
+			}
+			inGroup = 0
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("partition %s: %w", d, err)
+	}
+	if enc.Rows() != p.rows {
+		return fmt.Errorf("partition %s: encoded %d rows of %d", d, enc.Rows(), p.rows)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("partition %s: rewind parquet file: %w", d, err)
+	}
+	// The rows are in the Parquet file now; free the disk early.
+	p.rowsFile.Close()
+	if err := os.Remove(p.rowsPath); err != nil {
+		return fmt.Errorf("partition %s: remove spill file: %w", d, err)
+	}
+	return nil
 }
 
 // close removes every spill file.
 func (s *spill) close() error {
 	for _, p := range s.parts {
-		p.f.Close()
+		p.rowsFile.Close()
+		if p.f != nil {
+			p.f.Close()
+		}
 	}
 	for _, q := range s.quarantined {
 		q.f.Close()

@@ -1,6 +1,9 @@
 package pipeline
 
 import (
+	"context"
+	"errors"
+	"os"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -8,53 +11,87 @@ import (
 	"github.com/hdc-export/hdc-export/schema"
 )
 
-// TestSpillBoundsBufferedRows: rows spread over many dates never leave more
-// than maxBufferedRows in open row groups, and every row still lands in its
-// date's file.
-func TestSpillBoundsBufferedRows(t *testing.T) {
-	l, err := schema.Bind(schema.OEMDriver, []string{"FailureDate", "EventCount"})
+// TestSpillEncodesEveryRow: rows spread over many dates come back, per
+// date, as verified Parquet files holding exactly those rows in order, cut
+// into row groups by spilled bytes; the rows files are gone afterwards.
+func TestSpillEncodesEveryRow(t *testing.T) {
+	l, err := schema.Bind(schema.OEMDriver, []string{"FailureDate", "EventCount", "OEMName"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := newSpill(t.TempDir(), l, schema.EncoderOptions{})
+	sp, err := newSpill(t.TempDir(), l)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.close()
-	const dates, rows = 5, maxBufferedRows*2 + 123
+	sp.groupBytes = 64 << 10
+	const dates, rows = 7, 50_000
 	d0, _ := ParseDate("2026-11-01")
+	var buf []byte
 	for i := range rows {
 		d := d0 + Date(i%dates)
-		row, _, err := l.Convert([]string{d.String(), "1"}, i+2, nil)
+		var err error
+		buf, _, err = l.AppendRow(buf[:0], []string{d.String(), "7", "oem " + string(rune('a'+i%26))}, i+2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sp.write(d, row); err != nil {
+		if err := sp.write(d, buf); err != nil {
 			t.Fatal(err)
 		}
-		if sp.buffered > maxBufferedRows {
-			t.Fatalf("%d rows buffered", sp.buffered)
-		}
 	}
-	written, err := sp.finish()
-	if err != nil || len(written) != dates {
-		t.Fatalf("finish: %v, %d dates", err, len(written))
-	}
-	total, groups := int64(0), 0
-	for _, d := range written {
-		p := sp.parts[d]
-		if err := l.Verify(p.f, p.enc.Rows()); err != nil {
-			t.Fatal(err)
+	seen := map[Date]bool{}
+	total := int64(0)
+	err = sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d Date, p *spillPart) error {
+		seen[d] = true
+		if err := l.Verify(p.f, p.rows); err != nil {
+			return err
 		}
 		st, _ := p.f.Stat()
 		pf, err := parquet.OpenFile(p.f, st.Size())
 		if err != nil {
-			t.Fatal(err)
+			return err
+		}
+		if len(pf.RowGroups()) < 2 {
+			t.Errorf("date %s: %d row groups, want several", d, len(pf.RowGroups()))
 		}
 		total += pf.NumRows()
-		groups += len(pf.RowGroups())
+		if _, err := os.Stat(p.rowsPath); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("rows file of %s still there: %v", d, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if total != rows || groups <= dates {
-		t.Errorf("%d rows in %d row groups; want %d rows in more than %d groups", total, groups, rows, dates)
+	if len(seen) != dates || total != rows {
+		t.Errorf("%d dates, %d rows; want %d, %d", len(seen), total, dates, rows)
+	}
+}
+
+// TestSpillEncodeStopsAtFirstError: an error from done ends encode with
+// that error, and no worker is left behind (the race detector and the
+// test's own exit would show one).
+func TestSpillEncodeStopsAtFirstError(t *testing.T) {
+	l, _ := schema.Bind(schema.OEMDriver, []string{"FailureDate"})
+	sp, err := newSpill(t.TempDir(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	d0, _ := ParseDate("2026-11-01")
+	for i := range 20 {
+		row, _, _ := l.AppendRow(nil, []string{(d0 + Date(i)).String()}, 2)
+		if err := sp.write(d0+Date(i), row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boom := errors.New("boom")
+	calls := 0
+	err = sp.encode(context.Background(), sp.dates(), 3, schema.EncoderOptions{}, func(Date, *spillPart) error {
+		calls++
+		return boom
+	})
+	if !errors.Is(err, boom) || calls != 1 {
+		t.Fatalf("encode: %v after %d calls; want boom after 1", err, calls)
 	}
 }

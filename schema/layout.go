@@ -16,6 +16,8 @@ type Field struct {
 	// Extra is true for a column the dataset does not document (kept as a
 	// string), false for documented and aggregate columns.
 	Extra bool
+	// Unique is the documented column's Column.Unique.
+	Unique bool
 }
 
 // Layout maps the header of one report file onto lake columns. It is
@@ -80,7 +82,7 @@ func Bind(ds *Dataset, header []string) (*Layout, error) {
 // fieldFor types one header name.
 func fieldFor(ds *Dataset, h string) Field {
 	if c, ok := ds.Column(h); ok {
-		return Field{Source: c.Source, Name: c.Name, Type: c.Type}
+		return Field{Source: c.Source, Name: c.Name, Type: c.Type, Unique: c.Unique}
 	}
 	if fn, arg, ok := Aggregate(h); ok {
 		argName, argType := SnakeCase(arg), String
@@ -149,57 +151,13 @@ func (e *FieldError) Unwrap() error { return e.Err }
 var ErrFieldCount = errors.New("wrong number of fields")
 
 // Convert types one record into a Parquet row (appended to row[:0]) and
-// returns its failure date in days since 1970-01-01. An empty value is
-// NULL. A value that does not parse, or a missing failure date, is a
-// *FieldError; line is only used to build it.
+// returns its failure date in days since 1970-01-01, with AppendRow's rules
+// and errors. The row's strings are copies, independent of rec.
 func (l *Layout) Convert(rec []string, line int, row parquet.Row) (parquet.Row, int32, error) {
-	if len(rec) != len(l.Fields) {
-		return row, 0, &FieldError{Line: line, Err: fmt.Errorf("%w: %d, header has %d", ErrFieldCount, len(rec), len(l.Fields))}
+	buf, date, err := l.AppendRow(nil, rec, line)
+	if err != nil {
+		return row[:0], 0, err
 	}
-	row = row[:0]
-	var date int32
-	for i, f := range l.Fields {
-		s := rec[i]
-		if s == "" {
-			if i == l.dateCol {
-				return row, 0, &FieldError{Line: line, Column: f.Source, Err: ErrNotDate}
-			}
-			row = append(row, parquet.NullValue().Level(0, 0, i))
-			continue
-		}
-		var v parquet.Value
-		switch f.Type {
-		case String:
-			v = parquet.ByteArrayValue([]byte(s))
-		case Int64:
-			n, err := ParseInt64(s)
-			if err != nil {
-				return row, 0, &FieldError{Line: line, Column: f.Source, Err: err}
-			}
-			v = parquet.Int64Value(n)
-		case Float64:
-			x, err := ParseFloat64(s)
-			if err != nil {
-				return row, 0, &FieldError{Line: line, Column: f.Source, Err: err}
-			}
-			v = parquet.DoubleValue(x)
-		case Date:
-			d, err := ParseDate(s)
-			if err != nil {
-				return row, 0, &FieldError{Line: line, Column: f.Source, Err: err}
-			}
-			if i == l.dateCol {
-				date = d
-			}
-			v = parquet.Int32Value(d)
-		case Timestamp:
-			ms, err := ParseTimestamp(s)
-			if err != nil {
-				return row, 0, &FieldError{Line: line, Column: f.Source, Err: err}
-			}
-			v = parquet.Int64Value(ms)
-		}
-		row = append(row, v.Level(0, 1, i))
-	}
-	return row, date, nil
+	row, _, err = l.DecodeRow(buf, row)
+	return row, date, err
 }

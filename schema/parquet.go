@@ -28,14 +28,17 @@ func (g orderedGroup) Fields() []parquet.Field {
 }
 
 // parquetSchema builds the file schema: every column optional, strings
-// dictionary-encoded, timestamps in UTC-adjusted milliseconds.
+// dictionary-encoded (but Unique ones), timestamps in UTC-adjusted milliseconds.
 func parquetSchema(view string, fields []Field) *parquet.Schema {
 	g := orderedGroup{Group: parquet.Group{}}
 	for _, f := range fields {
 		var n parquet.Node
 		switch f.Type {
 		case String:
-			n = parquet.Encoded(parquet.String(), &parquet.RLEDictionary)
+			n = parquet.String()
+			if !f.Unique {
+				n = parquet.Encoded(n, &parquet.RLEDictionary)
+			}
 		case Int64:
 			n = parquet.Int(64)
 		case Float64:
@@ -93,7 +96,7 @@ func (l *Layout) NewEncoder(w io.Writer, opts EncoderOptions) (*Encoder, error) 
 		l.schema,
 		parquet.Compression(codec),
 		parquet.MaxRowsPerRowGroup(rg),
-		parquet.DataPageStatistics(true),
+		parquet.DataPageStatistics(false),
 		parquet.CreatedBy("hdc-export", Version, ""),
 	}
 	keys := make([]string, 0, len(opts.Metadata))

@@ -21,6 +21,7 @@ func cmdEmulator(ctx context.Context, args []string, stderr io.Writer) error {
 	var o emulator.Options
 	fs.Int64Var(&o.Seed, "seed", 1, "data seed")
 	fs.IntVar(&o.Days, "days", 35, "failure dates covered by the demo schedules' runs")
+	fs.StringVar(&o.Period, "period", "Last7Days", "the demo templates' reportPeriod, e.g. Last90Days")
 	fs.IntVar(&o.RowsPerDay, "rows-per-day", 200, "rows per view per failure date")
 	fs.BoolVar(&o.Gzip, "gzip", false, "serve report files gzip-compressed")
 	delim := fs.String("delimiter", "tab", "report file delimiter: tab or comma")
@@ -47,6 +48,9 @@ func cmdEmulator(ctx context.Context, args []string, stderr io.Writer) error {
 		o.Delimiter = ','
 	default:
 		return usageError{fmt.Errorf("--delimiter %q: want tab or comma", *delim)}
+	}
+	if err := o.Validate(); err != nil {
+		return usageError{err}
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

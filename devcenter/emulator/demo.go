@@ -7,7 +7,7 @@ const (
 	demoRunHour    = 2
 	demoInterval   = 24 // hours
 	demoRecurrence = 10000
-	demoPeriod     = "Last7Days"
+	demoPeriod     = "Last7Days" // unless Options.Period says otherwise
 )
 
 // addDemoAccount adds the demo templates and schedules. The schedules start
@@ -19,7 +19,7 @@ const (
 func (e *Emulator) addDemoAccount() {
 	now := e.now()
 	newest := now.Add(-demoRunHour * time.Hour).Truncate(24 * time.Hour).Add(demoRunHour * time.Hour)
-	start := newest.AddDate(0, 0, -(e.opts.Days - reportPeriods[demoPeriod]))
+	start := newest.AddDate(0, 0, -(e.opts.Days - reportPeriods[e.opts.Period]))
 	created := start.Add(-24 * time.Hour)
 
 	for _, d := range []struct {
@@ -32,7 +32,7 @@ func (e *Emulator) addDemoAccount() {
 		t, err := compileTemplate(templateDef{
 			View:       d.view.String(),
 			Projection: columnNamesOf(viewColumns[d.view]),
-			DateRange:  dateRange{ReportPeriod: demoPeriod},
+			DateRange:  dateRange{ReportPeriod: e.opts.Period},
 		})
 		if err != nil {
 			panic("emulator: invalid demo template: " + err.Error())

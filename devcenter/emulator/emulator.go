@@ -48,6 +48,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,9 +71,12 @@ type Options struct {
 	// Seed selects the synthetic data set; 0 means 1.
 	Seed int64
 	// Days is how many failure dates the demo schedules' runs cover, ending
-	// the day before the newest run; 0 means 35. Values below 7 act as 7,
-	// because a single Last7Days run already covers 7 dates.
+	// the day before the newest run; 0 means 35. Values below the period's
+	// length act as that length, because a single run already covers it.
 	Days int
+	// Period is the demo templates' dateRange.reportPeriod, such as
+	// "Last90Days"; "" means "Last7Days".
+	Period string
 	// RowsPerDay is the full number of rows per view per failure date (runs
 	// made within 3 days of a date report fewer: data arrives late); 0 means 200.
 	RowsPerDay int
@@ -169,6 +173,12 @@ func (e *Emulator) Handler() http.Handler { return e.mux }
 // now reads the configured clock in UTC.
 func (e *Emulator) now() time.Time { return e.opts.Now().UTC() }
 
+// Validate reports options that New would reject.
+func (o Options) Validate() error {
+	_, err := o.withDefaults()
+	return err
+}
+
 // withDefaults fills in the zero values of o and checks the enumerations.
 func (o Options) withDefaults() (Options, error) {
 	if o.Seed == 0 {
@@ -177,7 +187,14 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Days <= 0 {
 		o.Days = 35
 	}
-	o.Days = max(o.Days, 7)
+	if o.Period == "" {
+		o.Period = demoPeriod
+	}
+	period, ok := reportPeriods[o.Period]
+	if !ok {
+		return o, fmt.Errorf("option Period %q is not supported; use one of %s", o.Period, strings.Join(periodNames, ", "))
+	}
+	o.Days = max(o.Days, period)
 	if o.RowsPerDay <= 0 {
 		o.RowsPerDay = 200
 	}

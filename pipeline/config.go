@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter"
@@ -82,6 +83,16 @@ type ReportConfig struct {
 	TemplateFile string                `yaml:"template_file"`
 	Template     devcenter.TemplateDef `yaml:"-"`
 	Schedule     ScheduleConfig        `yaml:"schedule"`
+}
+
+// Dated reports whether the template projects FailureDate. A dated report's
+// rows land under their failure dates; an undated one (an aggregate over
+// the whole period, such as SUM(EventCount) by driver) lands whole under
+// the date of the run that made it, each run of a date replacing the last.
+func (rc ReportConfig) Dated() bool {
+	return slices.ContainsFunc(rc.Template.Projection, func(p string) bool {
+		return strings.EqualFold(strings.TrimSpace(p), schema.DateSource)
+	})
 }
 
 // ScheduleConfig is the schedule a template should have. A zero field is
@@ -174,18 +185,13 @@ func validateTemplate(path string, t devcenter.TemplateDef) []error {
 	if len(t.Projection) == 0 {
 		errs = append(errs, fmt.Errorf("%s.projection: must list columns", path))
 	}
-	hasDate := false
 	for j, p := range t.Projection {
 		if _, ok := ds.Column(p); ok {
-			hasDate = hasDate || p == schema.DateSource
 			continue
 		}
 		if _, _, ok := schema.Aggregate(p); !ok {
 			errs = append(errs, fmt.Errorf("%s.projection[%d]: %q is not a %s column", path, j, p, ds.View))
 		}
-	}
-	if !hasDate && len(t.Projection) > 0 {
-		errs = append(errs, fmt.Errorf("%s.projection: must include %s, which partitions the lake", path, schema.DateSource))
 	}
 	if devcenter.PeriodDays(t.DateRange.ReportPeriod) == 0 {
 		errs = append(errs, fmt.Errorf("%s.dateRange.reportPeriod: %q is not a documented period (Yesterday, LastNDays)", path, t.DateRange.ReportPeriod))

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strconv"
 
@@ -19,6 +20,8 @@ import (
 // runResult is what ingesting one run did.
 type runResult struct {
 	commit     Commit
+	change     *SchemaChange  // the run's compatible schema change, if any
+	widened    *DatasetSchema // the dataset's record, to store once committed
 	partitions int
 	bytes      int64
 }
@@ -54,12 +57,18 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		if layout, err = schema.Bind(ds, header); err != nil {
 			return res, fmt.Errorf("%s: %w", file, err)
 		}
+		if layout.Dated() != rc.Dated() {
+			return res, fmt.Errorf("%s: the file's header and the template disagree on %s: nothing of this run is committed", file, schema.DateSource)
+		}
+		if res.change, res.widened, err = r.checkSchema(ctx, rc.Name, layout); err != nil {
+			return res, fmt.Errorf("%s: %w", file, err)
+		}
 		sp, err := newSpill(r.Config.TempDir, layout)
 		if err != nil {
 			return res, err
 		}
 		defer sp.close()
-		first, _ := coverage(j.run, devcenter.PeriodDays(rc.Template.DateRange.ReportPeriod))
+		first, _ := coverage(rc, j.run)
 		if err := r.split(ctx, cr, file, layout, sp, j, w, first, &res.commit); err != nil {
 			return res, err
 		}
@@ -96,6 +105,11 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 	if err := r.fence(ctx); err != nil {
 		return res, err
 	}
+	if res.widened != nil {
+		if err := putJSON(ctx, r.Sink, SchemaKey(rc.Name), res.widened); err != nil {
+			return res, fmt.Errorf("write schema record: %w", err)
+		}
+	}
 	if err := putJSON(ctx, r.Sink, CommitKey(rc.Name, int64(reportID), j.run.Time), res.commit); err != nil {
 		return res, err
 	}
@@ -107,7 +121,7 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 // commitOwned commits date d of a run (see commitPartition) and counts it
 // in res.
 func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devcenter.ID, run string, d Date, layout *schema.Layout, part *spillPart, res *runResult) error {
-	n, err := r.commitPartition(ctx, dataset, reportID, run, d, layout, part)
+	n, err := r.commitPartition(ctx, dataset, reportID, run, d, layout, part, res.change)
 	if err != nil {
 		return fmt.Errorf("partition %s: %w", d, err)
 	}
@@ -120,8 +134,8 @@ func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devce
 // split reads every record, types it, and routes it to its date's spill
 // file. Rows of dates outside the window or owned by a newer run are
 // counted and dropped. Rows that do not parse are quarantined under their
-// failure date, or under first (the oldest date the run covers) when the
-// date itself is unreadable; the first error is logged by line and column,
+// failure date, or under first (the oldest date the run covers; an undated
+// report's only date) when the date itself is unreadable; the first error is logged by line and column,
 // never by value. Reading (download, decompression, CSV) runs in its own
 // goroutine, so it overlaps typing and spilling.
 func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout *schema.Layout, sp *spill, j job, w Window, first Date, c *Commit) error {
@@ -163,6 +177,9 @@ func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout 
 				continue
 			}
 			date := Date(d)
+			if !layout.Dated() {
+				date = first // the run's own date
+			}
 			switch {
 			case !w.Contains(date):
 				c.TooOld++
@@ -234,7 +251,7 @@ func readRecords(ctx context.Context, cr *csv.Reader, out chan<- []csvRecord, fr
 
 func (r *Runner) badRow(c *Commit, file string, sp *spill, first Date, w Window, j job, fe *schema.FieldError, rec []string, layout *schema.Layout) error {
 	date, dated := first, false
-	if di := layout.DateIndex(); di < len(rec) {
+	if di := layout.DateIndex(); di >= 0 && di < len(rec) {
 		if d, err := schema.ParseDate(rec[di]); err == nil {
 			date, dated = Date(d), true
 		}
@@ -313,10 +330,11 @@ func (r *Runner) open(ctx context.Context, reportID devcenter.ID, run devcenter.
 }
 
 // commitPartition makes date d of the dataset hold this run's rows (part,
-// or none if part is nil) unless a newer run already wrote it. The data
+// or none if part is nil) unless a newer run already wrote it. change is
+// the run's compatible schema change, recorded in the manifest. The data
 // object is put before the manifest, so a crash in between is redone by the
 // next run. It returns the bytes written.
-func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID devcenter.ID, run string, d Date, layout *schema.Layout, part *spillPart) (int64, error) {
+func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID devcenter.ID, run string, d Date, layout *schema.Layout, part *spillPart, change *SchemaChange) (int64, error) {
 	if err := r.fence(ctx); err != nil {
 		return 0, err
 	}
@@ -330,7 +348,7 @@ func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID d
 		r.Log.Info("partition kept: a newer run wrote it", "dataset", dataset, "date", d.String())
 		return 0, nil
 	}
-	m := Manifest{Dataset: dataset, Date: d.String(), ReportID: int64(reportID), Run: run, SchemaVersion: schema.Version}
+	m := Manifest{Dataset: dataset, Date: d.String(), ReportID: int64(reportID), Run: run, SchemaVersion: schema.Version, SchemaChange: change}
 	if layout != nil {
 		m.Schema = layout.Signature()
 	}
@@ -352,7 +370,7 @@ func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID d
 			written = f.Bytes
 		}
 	}
-	if old.Run == run && old.Rows == m.Rows && slices.Equal(old.Files, m.Files) && old.Schema == m.Schema {
+	if old.Run == run && old.Rows == m.Rows && slices.Equal(old.Files, m.Files) && old.Schema == m.Schema && reflect.DeepEqual(old.SchemaChange, m.SchemaChange) {
 		return written, nil
 	}
 	return written, putJSON(ctx, r.Sink, ManifestKey(dataset, d), m)

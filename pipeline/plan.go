@@ -25,11 +25,16 @@ type runPlan struct {
 	superseded int   // of those, owning no date: newer runs cover them all
 }
 
-// coverage returns the failure dates a run covers: the period's days before
-// the run's date (a Last7Days run on the 21st covers the 14th..20th).
-func coverage(run devcenter.Run, periodDays int) (first, last Date) {
+// coverage returns the partition dates a run of rc writes: for a dated
+// report, the failure dates it covers, the period's days before the run's
+// date (a Last7Days run on the 21st covers the 14th..20th); for an undated
+// one, the run's own date.
+func coverage(rc ReportConfig, run devcenter.Run) (first, last Date) {
 	d := DateOf(run.Time)
-	return d - Date(periodDays), d - 1
+	if !rc.Dated() {
+		return d, d
+	}
+	return d - Date(devcenter.PeriodDays(rc.Template.DateRange.ReportPeriod)), d - 1
 }
 
 // plan lists the report's runs and decides which still need ingesting: for
@@ -37,7 +42,6 @@ func coverage(run devcenter.Run, periodDays int) (first, last Date) {
 // run that owns no date is skipped without download, and a run with a
 // commit record is done.
 func (r *Runner) plan(ctx context.Context, rc ReportConfig, reportID devcenter.ID, w Window) (runPlan, error) {
-	period := devcenter.PeriodDays(rc.Template.DateRange.ReportPeriod)
 	now := r.now()
 	// Runs older than the window plus the period cannot cover a kept date.
 	start := w.First.Time().AddDate(0, 0, 1)
@@ -47,14 +51,14 @@ func (r *Runner) plan(ctx context.Context, rc ReportConfig, reportID devcenter.I
 	}
 	var finished []devcenter.Run
 	for _, run := range runs {
-		_, last := coverage(run, period)
+		_, last := coverage(rc, run)
 		if run.Status == devcenter.StatusCompleted && run.Location != "" && w.Contains(last) {
 			finished = append(finished, run)
 		}
 	}
 	owner := map[Date]int{} // date → index in finished of its newest run
 	for i, run := range finished {
-		first, last := coverage(run, period)
+		first, last := coverage(rc, run)
 		for d := max(first, w.First); d <= last; d++ {
 			if j, ok := owner[d]; !ok || !finished[j].Time.After(run.Time) {
 				owner[d] = i

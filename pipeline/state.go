@@ -22,6 +22,9 @@ type Manifest struct {
 	Files         []File `json:"files"`
 	Schema        string `json:"schema"`         // column signature
 	SchemaVersion string `json:"schema_version"` // schema.Version
+	// SchemaChange is set when the run that wrote the partition changed
+	// the dataset's columns compatibly (see DatasetSchema).
+	SchemaChange *SchemaChange `json:"schema_change,omitempty"`
 }
 
 // File is one data object of a partition.

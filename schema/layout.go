@@ -29,16 +29,13 @@ type Layout struct {
 	schema  *parquet.Schema
 }
 
-// ErrNoDateColumn means a report lacks FailureDate, so its rows cannot be
-// partitioned by failure date.
-var ErrNoDateColumn = errors.New("report has no FailureDate column")
-
 // Bind maps a report header onto the dataset. Documented columns get their
 // documented name and type (header matching is case-insensitive); aggregate
 // expressions such as "SUM(EventCount)" become numeric columns named
 // "sum_event_count"; unknown columns are kept as strings with a sanitised
-// name. Missing documented columns are simply absent. Bind fails on an
-// empty or duplicated header and when FailureDate is absent.
+// name. Missing documented columns are simply absent, FailureDate too (an
+// aggregate over the whole period has none; see Dated). Bind fails on an
+// empty or duplicated header.
 func Bind(ds *Dataset, header []string) (*Layout, error) {
 	l := &Layout{Dataset: ds, dateCol: -1}
 	seen := map[string]bool{}
@@ -68,9 +65,6 @@ func Bind(ds *Dataset, header []string) (*Layout, error) {
 	}
 	if len(l.Fields) == 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("header is empty"))
-	}
-	if l.dateCol < 0 && len(errs) == 0 {
-		errs = append(errs, ErrNoDateColumn)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("bind %s header: %w", ds.View, err)
@@ -105,8 +99,13 @@ func fieldFor(ds *Dataset, h string) Field {
 	return Field{Source: h, Name: SnakeCase(h), Type: String, Extra: true}
 }
 
-// DateIndex is the position of FailureDate in a record.
+// DateIndex is the position of FailureDate in a record, or -1 when the
+// report has none.
 func (l *Layout) DateIndex() int { return l.dateCol }
+
+// Dated reports whether the report has a FailureDate column, so that each
+// row carries its failure date.
+func (l *Layout) Dated() bool { return l.dateCol >= 0 }
 
 // Columns returns the lake column names in file order.
 func (l *Layout) Columns() []string {

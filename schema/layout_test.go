@@ -23,7 +23,7 @@ func TestBindHeaders(t *testing.T) {
 		{"extra kept as string", "FailureDate,NewThing,New Thing", "failure_date DATE,new_thing VARCHAR,new_thing_2 VARCHAR", ""},
 		{"aggregates", "FailureDate,SUM(EventCount),DCOUNT(DeviceId),avg(EventCount),MAX(FailureDateTime)",
 			"failure_date DATE,sum_event_count BIGINT,dcount_device_id BIGINT,avg_event_count DOUBLE,max_failure_date_time TIMESTAMP", ""},
-		{"no date", "EventCount", "", "no FailureDate"},
+		{"undated aggregate", "DriverName,SUM(EventCount),DCOUNT(DeviceId)", "driver_name VARCHAR,sum_event_count BIGINT,dcount_device_id BIGINT", ""},
 		{"duplicate", "FailureDate,FailureDate", "", "duplicated"},
 		{"empty column", "FailureDate,,Market", "", "column 2 is empty"},
 	} {
@@ -40,6 +40,9 @@ func TestBindHeaders(t *testing.T) {
 			}
 			if got := l.Signature(); got != tc.want {
 				t.Errorf("signature\n got %s\nwant %s", got, tc.want)
+			}
+			if l.Dated() != strings.Contains(tc.want, "failure_date ") {
+				t.Errorf("Dated() = %v", l.Dated())
 			}
 		})
 	}
@@ -119,6 +122,12 @@ func TestEncodeVerifyRoundTrip(t *testing.T) {
 	f, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Readers prune row groups by column-chunk min/max.
+	for i, cc := range f.Metadata().RowGroups[0].Columns {
+		if st := cc.MetaData.Statistics; len(st.MinValue) == 0 && len(st.MaxValue) == 0 && st.NullCount < 2 {
+			t.Errorf("column %d has no min/max statistics", i)
+		}
 	}
 	if v, ok := f.Lookup("hdc.run"); !ok || v != "r1" {
 		t.Errorf("metadata hdc.run = %q, %v", v, ok)

@@ -20,7 +20,8 @@ import (
 var ErrCorruptRow = errors.New("corrupt spilled row")
 
 // AppendRow types one record, appends its encoding to dst and returns the
-// record's failure date in days since 1970-01-01. An empty value is NULL.
+// record's failure date in days since 1970-01-01 (0 if the layout is not
+// Dated). An empty value is NULL.
 // A value that does not parse, a missing failure date, or a wrong field
 // count is a *FieldError naming line and column (never the value); dst is
 // then returned unchanged.

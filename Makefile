@@ -54,7 +54,7 @@ fuzz:
 
 # hdc-export run (cabs off) against DuckDB's partitioned COPY on the same
 # emulator report, each in its own process: wall time, rows/s, MB/s, peak
-# RSS and their ratio. BENCH_ARGS="-period Last90Days -rows-per-day 43000"
+# RSS and their ratio. BENCH_ARGS="-period Last90Days -rows-per-day 45000"
 # makes the 2 GB, 90-day report.
 BENCH_ARGS ?= -period Last30Days -rows-per-day 20000 -runs 3
 bench: build

@@ -68,6 +68,15 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 			return res, err
 		}
 		defer sp.close()
+		opts := schema.EncoderOptions{
+			Compression:  r.Config.Parquet.Compression,
+			RowGroupRows: r.Config.Parquet.RowGroupRows,
+			Metadata: map[string]string{
+				"hdc.dataset": rc.Name, "hdc.report_id": strconv.FormatInt(int64(reportID), 10),
+				"hdc.run": run, "hdc.schema_version": schema.Version,
+			},
+		}
+		sp.speculate(ctx, r.Config.Parquet.encoders(), opts)
 		first, _ := coverage(rc, j.run)
 		if err := r.split(ctx, cr, file, layout, sp, j, w, first, &res.commit); err != nil {
 			return res, err
@@ -77,14 +86,6 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		}
 		if err := r.checkBadRows(file, &res.commit); err != nil {
 			return res, err
-		}
-		opts := schema.EncoderOptions{
-			Compression:  r.Config.Parquet.Compression,
-			RowGroupRows: r.Config.Parquet.RowGroupRows,
-			Metadata: map[string]string{
-				"hdc.dataset": rc.Name, "hdc.report_id": strconv.FormatInt(int64(reportID), 10),
-				"hdc.run": run, "hdc.schema_version": schema.Version,
-			},
 		}
 		err = sp.encode(ctx, sp.dates(), r.Config.Parquet.encoders(), opts, func(d Date, part *spillPart) error {
 			return r.commitOwned(ctx, rc.Name, reportID, run, d, layout, part, &res)
@@ -187,6 +188,9 @@ func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout 
 				c.Superseded++
 			default:
 				if err := sp.write(date, buf); err != nil {
+					return err
+				}
+				if err := sp.moved(date); err != nil {
 					return err
 				}
 				c.Rows++

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,6 +41,12 @@ type spill struct {
 	parts  map[Date]*spillPart
 	// groupBytes is where row groups are cut; rowGroupBytes but in tests.
 	groupBytes int
+	// Speculative encoding (see speculate): jobs feeds idle encoders, specs
+	// counts them, last is the date of the latest row (noDate at first).
+	jobs       chan specJob
+	specs      sync.WaitGroup
+	cancelSpec context.CancelFunc
+	last       Date
 	// quarantined holds the rows that did not parse, per date, as TSV:
 	// line, column, reason, then the record's raw fields.
 	quarantined map[Date]*quarantineFile
@@ -60,7 +67,25 @@ type spillPart struct {
 	rows     int64
 
 	f *os.File // the encoded Parquet file, positioned at its start
+
+	// spec is a speculative encode of the first rows rows (see speculate):
+	// rows is 0 before one is tried, -1 if none could start.
+	spec struct {
+		rows int64
+		f    *os.File
+		err  error
+	}
 }
+
+// specJob is a date to encode speculatively. It carries the part because
+// the split goes on adding parts to the map.
+type specJob struct {
+	d Date
+	p *spillPart
+}
+
+// noDate is no date at all (no row read yet).
+const noDate Date = -1 << 31
 
 const (
 	// spillBuffer is the write buffer of each date's rows file.
@@ -84,7 +109,7 @@ func newSpill(tempDir string, layout *schema.Layout) (*spill, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create spill folder: %w", err)
 	}
-	return &spill{dir: dir, layout: layout, groupBytes: rowGroupBytes, parts: map[Date]*spillPart{}, quarantined: map[Date]*quarantineFile{}}, nil
+	return &spill{dir: dir, layout: layout, groupBytes: rowGroupBytes, last: noDate, parts: map[Date]*spillPart{}, quarantined: map[Date]*quarantineFile{}}, nil
 }
 
 // write appends one row, in the row codec's form, to date d's rows file.
@@ -160,11 +185,84 @@ func (s *spill) dates() []Date {
 	return dates
 }
 
-// encode converts the dates' rows files into Parquet files with up to
-// workers encoders at once, calling done (from the calling goroutine, in
-// the order they finish) for each encoded partition. Each rows file is
-// removed once encoded. It stops at the first error.
+// Speculative encoding overlaps the two passes. Reports usually list their
+// rows date by date, so when the split moves on from a date, that date is
+// probably complete: if an encoder is idle, it starts encoding the date's
+// rows so far while the split goes on. If more rows of the date arrive
+// later, the speculative file is discarded and the date is encoded again
+// in pass 2, so the result never depends on the order of the report.
+
+// speculate starts the idle encoders of pass 1; stopSpeculation waits for
+// them. Between the two, the split calls moved when it leaves a date.
+func (s *spill) speculate(ctx context.Context, workers int, opts schema.EncoderOptions) {
+	ctx, s.cancelSpec = context.WithCancel(ctx)
+	s.jobs = make(chan specJob)
+	for range max(1, workers) {
+		s.specs.Go(func() {
+			for j := range s.jobs {
+				j.p.spec.f, j.p.spec.err = s.encodeRows(ctx, j.d, j.p, j.p.spec.rows, opts)
+			}
+		})
+	}
+}
+
+// moved notes that the split wrote a row of date d; when that leaves the
+// previous date, an idle encoder starts on it. Each date is tried once.
+func (s *spill) moved(d Date) error {
+	prev := s.last
+	s.last = d
+	if s.jobs == nil || prev == d || prev == noDate {
+		return nil
+	}
+	p := s.parts[prev]
+	if p.spec.rows > 0 {
+		return nil // tried already
+	}
+	if err := p.w.Flush(); err != nil { // the encoder reads the file itself
+		return fmt.Errorf("write spill file: %w", err)
+	}
+	p.spec.rows = p.rows
+	select {
+	case s.jobs <- specJob{prev, p}:
+	default:
+		p.spec.rows = -1 // no encoder idle: pass 2 encodes it
+	}
+	return nil
+}
+
+// stopSpeculation waits for the speculative encodes and keeps those that
+// hold all of their date's rows; the others are removed.
+func (s *spill) stopSpeculation() error {
+	if s.jobs == nil {
+		return nil
+	}
+	close(s.jobs)
+	s.specs.Wait()
+	s.cancelSpec()
+	s.jobs = nil
+	var errs []error
+	for _, p := range s.parts {
+		switch {
+		case p.spec.f == nil:
+		case p.spec.err == nil && p.spec.rows == p.rows:
+			p.f = p.spec.f
+		default:
+			errs = append(errs, p.spec.f.Close(), os.Remove(p.spec.f.Name()))
+		}
+		p.spec.f = nil
+	}
+	return errors.Join(errs...)
+}
+
+// encode makes the dates' Parquet files, with up to workers encoders at
+// once, calling done (from the calling goroutine, in the order they finish)
+// for each partition; dates already encoded by speculation go first. Each
+// rows file is removed once its date is encoded. It stops at the first
+// error.
 func (s *spill) encode(ctx context.Context, dates []Date, workers int, opts schema.EncoderOptions, done func(Date, *spillPart) error) error {
+	if err := s.stopSpeculation(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -173,11 +271,23 @@ func (s *spill) encode(ctx context.Context, dates []Date, workers int, opts sche
 	}
 	todo := make(chan Date)
 	results := make(chan result)
+	var ready, rest []Date
+	for _, d := range dates {
+		if s.parts[d].f != nil {
+			ready = append(ready, d)
+		} else {
+			rest = append(rest, d)
+		}
+	}
 	var wg sync.WaitGroup
-	for range max(1, min(workers, len(dates))) {
+	for range max(1, min(workers, len(rest))) {
 		wg.Go(func() {
 			for d := range todo {
-				err := s.encodePart(ctx, d, opts)
+				p := s.parts[d]
+				var err error
+				if err = p.w.Flush(); err == nil {
+					p.f, err = s.encodeRows(ctx, d, p, p.rows, opts)
+				}
 				select {
 				case results <- result{d, err}:
 				case <-ctx.Done():
@@ -188,7 +298,7 @@ func (s *spill) encode(ctx context.Context, dates []Date, workers int, opts sche
 	}
 	go func() {
 		defer close(todo)
-		for _, d := range dates {
+		for _, d := range rest {
 			select {
 			case todo <- d:
 			case <-ctx.Done():
@@ -196,59 +306,78 @@ func (s *spill) encode(ctx context.Context, dates []Date, workers int, opts sche
 			}
 		}
 	}()
-	var err error
-	for range dates {
-		r := <-results
-		if err = r.err; err == nil {
-			err = done(r.d, s.parts[r.d])
+	finish := func(d Date, err error) error {
+		if err != nil {
+			return err
 		}
+		p := s.parts[d]
+		p.rowsFile.Close()
+		if err := os.Remove(p.rowsPath); err != nil { // the rows are in the Parquet file now
+			return fmt.Errorf("partition %s: remove spill file: %w", d, err)
+		}
+		return done(d, p)
+	}
+	var err error
+	for _, d := range ready {
+		if err = finish(d, nil); err != nil {
+			break
+		}
+	}
+	for range rest {
 		if err != nil {
 			break
 		}
+		r := <-results
+		err = finish(r.d, r.err)
 	}
 	cancel()
 	wg.Wait()
 	return err
 }
 
-// encodePart writes date d's Parquet file from its rows file.
-func (s *spill) encodePart(ctx context.Context, d Date, opts schema.EncoderOptions) (err error) {
-	p := s.parts[d]
-	if err := p.w.Flush(); err != nil {
-		return fmt.Errorf("partition %s: write spill file: %w", d, err)
+// encodeRows encodes the first rows rows of date d's rows file (part p)
+// into the date's Parquet file, returned positioned at its start. It reads
+// the rows file through its own handle, so the split may go on appending.
+func (s *spill) encodeRows(ctx context.Context, d Date, p *spillPart, rows int64, opts schema.EncoderOptions) (_ *os.File, err error) {
+	in, err := os.Open(p.rowsPath)
+	if err != nil {
+		return nil, fmt.Errorf("partition %s: open spill file: %w", d, err)
 	}
-	if _, err := p.rowsFile.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("partition %s: rewind spill file: %w", d, err)
-	}
+	defer in.Close()
 	f, err := os.OpenFile(filepath.Join(s.dir, d.String()+".parquet"), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
-		return fmt.Errorf("partition %s: create parquet file: %w", d, err)
+		return nil, fmt.Errorf("partition %s: create parquet file: %w", d, err)
 	}
-	p.f = f
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
 	enc, err := s.layout.NewEncoder(f, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r := bufio.NewReaderSize(p.rowsFile, spillBuffer)
+	r := bufio.NewReaderSize(in, spillBuffer)
 	var (
 		block   []byte // encoded rows of the batch; the decoded rows alias it
 		ends    []int  // end offset of each row in block
 		batch   = make([]parquet.Row, encodeBatch)
 		inGroup int
 	)
-	for read := int64(0); read < p.rows; {
+	for read := int64(0); read < rows; {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		block, ends = block[:0], ends[:0]
-		for ; read < p.rows && len(ends) < encodeBatch; read++ {
+		for ; read < rows && len(ends) < encodeBatch; read++ {
 			n, err := binary.ReadUvarint(r)
 			if err != nil {
-				return fmt.Errorf("partition %s: read spill file: %w", d, err)
+				return nil, fmt.Errorf("partition %s: read spill file: %w", d, err)
 			}
 			block = slices.Grow(block, int(n))
 			if _, err := io.ReadFull(r, block[len(block):len(block)+int(n)]); err != nil {
-				return fmt.Errorf("partition %s: read spill file: %w", d, err)
+				return nil, fmt.Errorf("partition %s: read spill file: %w", d, err)
 			}
 			block = block[:len(block)+int(n)]
 			ends = append(ends, len(block))
@@ -257,43 +386,46 @@ func (s *spill) encodePart(ctx context.Context, d Date, opts schema.EncoderOptio
 		for i, end := range ends {
 			row, _, err := s.layout.DecodeRow(block[start:end], batch[i])
 			if err != nil {
-				return fmt.Errorf("partition %s: %w", d, err)
+				return nil, fmt.Errorf("partition %s: %w", d, err)
 			}
 			batch[i], start = row, end
 		}
 		if err := enc.Write(batch[:len(ends)]); err != nil {
-			return fmt.Errorf("partition %s: %w", d, err)
+			return nil, fmt.Errorf("partition %s: %w", d, err)
 		}
 		if inGroup += len(block); inGroup >= s.groupBytes {
 			if err := enc.Flush(); err != nil {
-				return fmt.Errorf("partition %s: %w", d, err)
+				return nil, fmt.Errorf("partition %s: %w", d, err)
 			}
 			inGroup = 0
 		}
 	}
 	if err := enc.Close(); err != nil {
-		return fmt.Errorf("partition %s: %w", d, err)
+		return nil, fmt.Errorf("partition %s: %w", d, err)
 	}
-	if enc.Rows() != p.rows {
-		return fmt.Errorf("partition %s: encoded %d rows of %d", d, enc.Rows(), p.rows)
+	if enc.Rows() != rows {
+		return nil, fmt.Errorf("partition %s: encoded %d rows of %d", d, enc.Rows(), rows)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("partition %s: rewind parquet file: %w", d, err)
+		return nil, fmt.Errorf("partition %s: rewind parquet file: %w", d, err)
 	}
-	// The rows are in the Parquet file now; free the disk early.
-	p.rowsFile.Close()
-	if err := os.Remove(p.rowsPath); err != nil {
-		return fmt.Errorf("partition %s: remove spill file: %w", d, err)
-	}
-	return nil
+	return f, nil
 }
 
-// close removes every spill file.
+// close stops speculation and removes every spill file.
 func (s *spill) close() error {
+	if s.jobs != nil {
+		s.cancelSpec()
+		close(s.jobs)
+		s.specs.Wait()
+	}
 	for _, p := range s.parts {
 		p.rowsFile.Close()
 		if p.f != nil {
 			p.f.Close()
+		}
+		if p.spec.f != nil && p.spec.f != p.f {
+			p.spec.f.Close()
 		}
 	}
 	for _, q := range s.quarantined {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -93,5 +94,54 @@ func TestSpillEncodeStopsAtFirstError(t *testing.T) {
 	})
 	if !errors.Is(err, boom) || calls != 1 {
 		t.Fatalf("encode: %v after %d calls; want boom after 1", err, calls)
+	}
+}
+
+// TestSpeculationNeverLosesLateRows: a date encoded speculatively when the
+// split left it, whose rows then come back, is encoded again with all of
+// them; a date that stays complete keeps its speculative file.
+func TestSpeculationNeverLosesLateRows(t *testing.T) {
+	l, _ := schema.Bind(schema.OEMDriver, []string{"FailureDate", "EventCount"})
+	sp, err := newSpill(t.TempDir(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	sp.speculate(t.Context(), 2, schema.EncoderOptions{})
+	time.Sleep(50 * time.Millisecond) // let the encoders wait for work
+	a, _ := ParseDate("2026-11-01")
+	b, c := a+1, a+2
+	write := func(d Date, n int) {
+		for i := range n {
+			row, _, _ := l.AppendRow(nil, []string{d.String(), "1"}, i+2)
+			if err := sp.write(d, row); err != nil {
+				t.Fatal(err)
+			}
+			if err := sp.moved(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(a, 1000)
+	write(b, 1000) // leaves a: speculated with 1000 rows
+	time.Sleep(50 * time.Millisecond)
+	write(a, 7)  // a comes back
+	write(c, 10) // leaves a again (already tried), and b
+	if sp.parts[a].spec.rows != 1000 || sp.parts[b].spec.rows != 1000 {
+		t.Fatalf("speculated rows: a %d, b %d; want 1000 each", sp.parts[a].spec.rows, sp.parts[b].spec.rows)
+	}
+	got := map[Date]int64{}
+	err = sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d Date, p *spillPart) error {
+		if err := l.Verify(p.f, p.rows); err != nil {
+			return err
+		}
+		got[d] = p.rows
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[a] != 1007 || got[b] != 1000 || got[c] != 10 {
+		t.Errorf("rows per date %v; want a 1007, b 1000, c 10", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,19 @@ type TemplateDef struct {
 	Aggregation json.RawMessage `json:"aggregation,omitempty"`
 	OrderBy     json.RawMessage `json:"orderby,omitempty"`
 	Limit       *int            `json:"limit,omitempty"`
+}
+
+// Columns lists the columns a report of the template has, in file order:
+// the projection, then the aggregation's aggregatedColumns. An aggregation
+// that does not decode adds nothing (the API would reject the template).
+func (d TemplateDef) Columns() []string {
+	var agg struct {
+		Columns []string `json:"aggregatedColumns"`
+	}
+	if len(d.Aggregation) > 0 {
+		_ = json.Unmarshal(d.Aggregation, &agg)
+	}
+	return append(slices.Clone(d.Projection), agg.Columns...)
 }
 
 // PeriodDays is the number of failure dates a report period covers, or 0

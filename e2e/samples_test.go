@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -40,6 +41,13 @@ func TestSampleTemplatesQueryable(t *testing.T) {
 	lake := filepath.Join(dir, "lake")
 	runExportWith(t, config, childEnv(append([]string{"HDC_SINK_URL=file://" + lake}, emu.env()...)))
 
+	ddlCmd := exec.Command(hdcBinary(t), "ddl", "--config", config, "--location", lake)
+	ddlCmd.Env = childEnv(append([]string{"HDC_SINK_URL=file://" + lake}, emu.env()...))
+	out, err := ddlCmd.Output()
+	if err != nil {
+		t.Fatalf("hdc-export ddl: %v", err)
+	}
+	ddl := string(out)
 	db := openDuckDB(t)
 	today := time.Now().UTC().Format(time.DateOnly)
 	wantTypes := map[string]map[string]string{
@@ -67,6 +75,12 @@ func TestSampleTemplatesQueryable(t *testing.T) {
 		for c, ty := range wantTypes[name] {
 			if !strings.HasPrefix(types[c], strings.Fields(ty)[0]) {
 				t.Errorf("%s: column %s is %q, want %s", name, c, types[c], ty)
+			}
+		}
+		athena := section(ddl, "-- "+name+" (")
+		for c := range types {
+			if c != "date" && !strings.Contains(athena, "`"+c+"` ") {
+				t.Errorf("%s: the Athena DDL lacks column %s:\n%s", name, c, athena)
 			}
 		}
 		if i >= 2 { // undated: each run's whole file under its run's date

@@ -185,6 +185,11 @@ func validateTemplate(path string, t devcenter.TemplateDef) []error {
 	if len(t.Projection) == 0 {
 		errs = append(errs, fmt.Errorf("%s.projection: must list columns", path))
 	}
+	for j, a := range t.Columns()[len(t.Projection):] {
+		if _, _, ok := schema.Aggregate(a); !ok {
+			errs = append(errs, fmt.Errorf("%s.aggregation.aggregatedColumns[%d]: %q is not FUNC(Column)", path, j, a))
+		}
+	}
 	for j, p := range t.Projection {
 		if _, ok := ds.Column(p); ok {
 			continue

@@ -46,7 +46,7 @@ func cmdDDL(_ context.Context, args []string, stdout, stderr io.Writer, getenv f
 		if err != nil {
 			return err
 		}
-		l, err := schema.Bind(ds, r.Template.Projection)
+		l, err := schema.Bind(ds, r.Template.Columns())
 		if err != nil {
 			return fmt.Errorf("report %s: %w", r.Name, err)
 		}

@@ -50,7 +50,9 @@ type Sink interface {
 	// Put stores the whole of r under key, replacing any existing object
 	// atomically: a reader sees the old object or the new one, never a
 	// partial one. If Put fails or ctx is cancelled, the old object (or
-	// absence) remains. Put is idempotent. Put reads r to EOF at most once
+	// absence) remains, or, when the store acted but its answer was lost
+	// and could not be confirmed, the complete new one: never a partial
+	// one. Put is idempotent. Put reads r to EOF at most once
 	// unless r is an io.Seeker, in which case a retry may rewind it.
 	Put(ctx context.Context, key string, r io.Reader) error
 

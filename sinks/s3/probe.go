@@ -36,8 +36,11 @@ func (s *Store) ProbeCreateOnly(ctx context.Context) (bool, error) {
 		_ = s.Delete(cleanup, key)
 	}()
 
-	body := "hdc-export create-only probe " + time.Now().UTC().Format(time.RFC3339)
+	stamp := time.Now().UTC().Format(time.RFC3339)
 	for attempt := 1; attempt <= 2; attempt++ {
+		// Distinct bodies: after retries, PutIfAbsent counts a key that
+		// already holds its very bytes as its own write.
+		body := fmt.Sprintf("hdc-export create-only probe %s, write %d", stamp, attempt)
 		err := s.PutIfAbsent(ctx, key, strings.NewReader(body))
 		switch {
 		case errors.Is(err, ErrNoConditionalWrites):

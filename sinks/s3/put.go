@@ -65,6 +65,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 // ProbeCreateOnly first); note that some older stores silently ignore the
 // header, which only ProbeCreateOnly can detect. For bodies of PartSize or
 // more the condition is checked when the multipart upload completes.
+//
+// A request whose answer was lost (the store acted, the connection broke)
+// is retried, and the retry then finds the key taken by its own earlier
+// attempt. So when a retried write is refused, PutIfAbsent succeeds if the
+// key holds exactly the bytes it sent (same size, MD5 and SHA-256): bodies
+// that must be told apart, such as lease records, need to differ.
 func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader) error {
 	return s.put(ctx, opPutIfAbsent, key, r)
 }
@@ -129,8 +135,17 @@ func (s *Store) putSingle(ctx context.Context, op, key string, data []byte, sha 
 	if op == opPutIfAbsent {
 		in.IfNoneMatch = aws.String("*")
 	}
-	out, err := s.client.PutObject(ctx, in, s.callOpts...)
+	var a attempts
+	out, err := s.client.PutObject(ctx, in, withOpt(s.callOpts, a.option)...)
 	if err != nil {
+		// An earlier attempt may have stored the object and lost its
+		// answer, and the retry failed (a create-only one with 412 against
+		// that very object): if the key holds these bytes, the put worked.
+		if a.retried() {
+			if etag, ok := s.ownSingle(ctx, key, data, sha); ok {
+				return etag, nil
+			}
+		}
 		return "", err
 	}
 	return aws.ToString(out.ETag), nil

@@ -2,8 +2,10 @@ package s3
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,19 +16,98 @@ import (
 
 // Get opens the object at key. A missing key returns an error wrapping
 // sinks.ErrNotFound. The caller closes the reader.
+//
+// The SDK retries opening the object, but not reading its body. So if the
+// connection breaks while the body is read, the reader resumes where it
+// stopped with a ranged GET pinned to the object's ETag (If-Match), up to
+// MaxRetries times per Get. If the object was replaced meanwhile, the read
+// fails instead of mixing two versions.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := s.validateKey(key); err != nil {
 		return nil, fmt.Errorf("s3 %s: %w", opGet, err)
 	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
-		Bucket: aws.String(s.bucket),
-		Key:    aws.String(s.objectKey(key)),
-	}, s.callOpts...)
+	out, err := s.getObject(ctx, key, "", 0)
 	if err != nil {
 		return nil, mapErr(opGet, key, err)
 	}
-	return out.Body, nil
+	size := int64(-1)
+	if out.ContentLength != nil {
+		size = *out.ContentLength
+	}
+	return &resumingReader{s: s, ctx: ctx, key: key, body: out.Body,
+		etag: aws.ToString(out.ETag), size: size, left: s.maxRetries}, nil
 }
+
+// getObject issues GetObject for a sink key; from offset and pinned to
+// etag when they are set.
+func (s *Store) getObject(ctx context.Context, key, etag string, offset int64) (*s3.GetObjectOutput, error) {
+	in := &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.objectKey(key)),
+	}
+	if etag != "" {
+		in.IfMatch = aws.String(etag)
+	}
+	if offset > 0 {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+	}
+	return s.client.GetObject(ctx, in, s.callOpts...)
+}
+
+// resumingReader is the body of a Get; it resumes after a broken
+// connection (see Get).
+type resumingReader struct {
+	s    *Store
+	ctx  context.Context
+	key  string
+	etag string
+	size int64 // the whole object's size, or -1 if unknown
+	body io.ReadCloser
+	n    int64 // bytes delivered so far
+	left int   // resumes left
+	err  error // final
+}
+
+func (r *resumingReader) Read(p []byte) (int, error) {
+	for r.err == nil {
+		n, err := r.body.Read(p)
+		r.n += int64(n)
+		switch {
+		case err == nil || errors.Is(err, io.EOF):
+			return n, err
+		case r.left > 0 && r.etag != "" && r.ctx.Err() == nil:
+			r.resume()
+		default:
+			r.err = err
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+	return 0, r.err
+}
+
+// resume replaces the broken body with the rest of the same object, or
+// sets r.err.
+func (r *resumingReader) resume() {
+	r.body.Close()
+	r.body = io.NopCloser(strings.NewReader(""))
+	r.left--
+	if r.size >= 0 && r.n >= r.size {
+		return // everything arrived before the connection broke
+	}
+	out, err := r.s.getObject(r.ctx, r.key, r.etag, r.n)
+	switch {
+	case superseded(err):
+		r.err = fmt.Errorf("s3 %s %q: the object was replaced while it was read: %w", opGet, r.key, err)
+	case err != nil:
+		r.err = mapErr(opGet+" (resume at byte "+strconv.FormatInt(r.n, 10)+")", r.key, err)
+	default:
+		r.body = out.Body
+	}
+}
+
+func (r *resumingReader) Close() error { return r.body.Close() }
 
 // Stat returns the size and modification time of the object at key, or an
 // error wrapping sinks.ErrNotFound.

@@ -33,6 +33,8 @@ type Store struct {
 	bucket   string
 	prefix   string // normalised: no leading or trailing slash; "" for none
 	partSize int64
+	// maxRetries bounds the resumes of a Get whose body breaks off.
+	maxRetries int
 	// callOpts apply the checksum mode to every call, so that a client
 	// passed to NewWithClient behaves like one built by New.
 	callOpts []func(*s3.Options)
@@ -119,10 +121,11 @@ func NewWithClient(client *s3.Client, cfg Config) (*Store, error) {
 func newStore(client *s3.Client, cfg Config) *Store {
 	mode, _ := cfg.checksumMode()
 	s := &Store{
-		client:   client,
-		bucket:   cfg.Bucket,
-		prefix:   cfg.Prefix,
-		partSize: cfg.PartSize,
+		client:     client,
+		bucket:     cfg.Bucket,
+		prefix:     cfg.Prefix,
+		partSize:   cfg.PartSize,
+		maxRetries: cfg.MaxRetries,
 		callOpts: []func(*s3.Options){func(o *s3.Options) {
 			o.RequestChecksumCalculation = mode
 			o.ResponseChecksumValidation = responseValidation(mode)
@@ -187,7 +190,8 @@ func (s *Store) objectKey(key string) string {
 // partMD5Client is the client the transfer manager uploads through: it adds
 // Content-MD5 to every UploadPart, an integrity check every S3-compatible
 // store verifies, whatever the checksum mode. Parts are buffered, so the
-// MD5 is computed over memory and the body rewound.
+// MD5 is computed over memory and the body rewound. It also settles
+// multipart calls retried after a lost answer (see retried.go).
 type partMD5Client struct{ *s3.Client }
 
 // UploadPart appends to a copy of optFns: the transfer manager shares one

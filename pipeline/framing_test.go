@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -144,4 +146,51 @@ func sameStats(a, b map[string]dayStats) bool {
 		}
 	}
 	return true
+}
+
+// truncatingAPI breaks off the first download of every link half-way, with
+// io.ErrUnexpectedEOF, as a body shorter than its Content-Length does.
+type truncatingAPI struct {
+	*devcenter.Client
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (c *truncatingAPI) Download(ctx context.Context, link string) (io.ReadCloser, error) {
+	body, err := c.Client.Download(ctx, link)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	first := !c.seen[link]
+	c.seen[link] = true
+	c.mu.Unlock()
+	if !first {
+		return body, nil
+	}
+	defer body.Close()
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), iotest.ErrReader(io.ErrUnexpectedEOF))), nil
+}
+
+// TestBrokenDownloadsAreRetriedInTheRun: a download that breaks off is
+// ingested again within the same run, which then lands the same lake as
+// an unbroken one.
+func TestBrokenDownloadsAreRetriedInTheRun(t *testing.T) {
+	plain := newHarness(t, emulator.Options{RowsPerDay: 30})
+	plain.run(t)
+	h := newHarness(t, emulator.Options{RowsPerDay: 30})
+	h.runner.API = &truncatingAPI{Client: h.client, seen: map[string]bool{}}
+	sum := h.run(t)
+	if sum.ReportsFailed != 0 || sum.RunsIngested == 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	for _, ds := range []string{"ihv_driver", "oem_driver"} {
+		if got, want := lakeStats(t, h.lake, ds), lakeStats(t, plain.lake, ds); !sameStats(got, want) {
+			t.Errorf("%s differs from an unbroken run's", ds)
+		}
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter"
@@ -45,6 +47,10 @@ type Runner struct {
 	// Progress, if set, receives a one-line status now and then (for a live
 	// terminal display). It must be fast.
 	Progress func(line string)
+
+	// cycleStart is the real time Run began, after the lease was taken
+	// (see sweepSinkTemp); zero outside Run.
+	cycleStart time.Time
 }
 
 // progress reports a status line, if anyone listens.
@@ -77,9 +83,13 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	sum := &Summary{Started: start}
 	window := NewWindow(start, r.Config.Retention.Days)
 	sum.WindowStart = window.First.String()
+	r.cycleStart = time.Now()
+	defer func() { r.cycleStart = time.Time{} }()
 
 	var errs []error
-	if _, err := sweepTemp(r.Config.TempDir, staleTemp, start, true); err != nil {
+	tempLock, err := claimTemp(r.Config.TempDir, start)
+	defer tempLock.release()
+	if err != nil {
 		errs = append(errs, err)
 	}
 	// One reconcile (two list calls) serves every report of the cycle.
@@ -117,6 +127,20 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	return sum, errors.Join(errs...)
 }
 
+// ingestAttempts is how many times a run is ingested when its download
+// breaks off; each attempt starts over with a fresh download and spill
+// (ingest commits nothing before the whole file has been read).
+const ingestAttempts = 3
+
+// brokenDownload reports whether err is a download that broke off: a body
+// shorter than announced, a reset or timed-out connection, or a link that
+// expired in between.
+func brokenDownload(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, devcenter.ErrLinkExpired) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // export ingests one reconciled report's pending runs, oldest first.
 func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter.ID, window Window, sum *Summary) error {
 	plan, err := r.plan(ctx, rc, reportID, window)
@@ -131,6 +155,10 @@ func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter
 			return err
 		}
 		res, err := r.ingest(ctx, rc, reportID, job, window)
+		for attempt := 2; err != nil && attempt <= ingestAttempts && brokenDownload(err) && ctx.Err() == nil; attempt++ {
+			r.Log.Warn("report download broke off; ingesting the run again", "report", rc.Name, "run", runID(job.run.Time), "attempt", attempt)
+			res, err = r.ingest(ctx, rc, reportID, job, window)
+		}
 		if err != nil {
 			return fmt.Errorf("run %s: %w", runID(job.run.Time), err)
 		}

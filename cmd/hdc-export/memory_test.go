@@ -73,9 +73,9 @@ reports:
 	wall := time.Since(start)
 	peak := run.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
 	var sum struct {
-		Rows    int64 `json:"rows_written"`
-		TooOld  int64 `json:"rows_outside_window"`
-		Failed  int   `json:"reports_failed"`
+		Rows   int64 `json:"rows_written"`
+		TooOld int64 `json:"rows_outside_window"`
+		Failed int   `json:"reports_failed"`
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil || json.Unmarshal(b, &sum) != nil || sum.Rows == 0 || sum.Failed != 0 {

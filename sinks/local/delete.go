@@ -91,13 +91,24 @@ func pruneEmptyDirs(root *os.Root, dir string) {
 // slowest Put, since a live Put's temporary file looks the same. It returns
 // the number of files removed.
 func (s *Store) RemoveStaleTemp(olderThan time.Duration) (int, error) {
+	cutoff := time.Now().Add(-olderThan)
+	return s.RemoveTemp(func(_ string, modTime time.Time) bool { return modTime.Before(cutoff) })
+}
+
+// RemoveTemp removes the temporary files (".tmp-…") for which remove,
+// given the file's slash path below the root and its modification time,
+// returns true, and the folders this empties. It returns the number of
+// files removed. A Put killed before its rename leaves such a file behind,
+// and a live Put's file looks the same: remove decides, by age, or because
+// the caller knows that nobody else writes there (a lease). Removing a
+// live Put's file makes that Put fail; it never publishes a partial object.
+func (s *Store) RemoveTemp(remove func(name string, modTime time.Time) bool) (int, error) {
 	root, err := s.open()
 	if err != nil {
 		return 0, err
 	}
 	defer root.Close()
 
-	cutoff := time.Now().Add(-olderThan)
 	var stale []string
 	err = fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -116,7 +127,7 @@ func (s *Store) RemoveStaleTemp(olderThan time.Duration) (int, error) {
 			}
 			return err
 		}
-		if fi.ModTime().Before(cutoff) {
+		if remove(name, fi.ModTime()) {
 			stale = append(stale, name)
 		}
 		return nil

@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -14,21 +13,10 @@ import (
 	"github.com/hdc-export/hdc-export/devcenter/emulator"
 )
 
-// corruptingAPI damages some rows of every report file: a count that is
-// not a number, a missing field, an unreadable date.
-type corruptingAPI struct{ *devcenter.Client }
-
-func (c corruptingAPI) Download(ctx context.Context, link string) (io.ReadCloser, error) {
-	body, err := c.Client.Download(ctx, link)
-	if err != nil {
-		return nil, err
-	}
-	defer body.Close()
-	var out bytes.Buffer
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for i := 0; sc.Scan(); i++ {
-		f := strings.Split(sc.Text(), "\t")
+// corrupting damages some rows of every report file (a reshapingAPI):
+// a count that is not a number, a missing field, an unreadable date.
+func corrupting(c *devcenter.Client) reshapingAPI {
+	return reshapingAPI{c, func(i int, f []string) []string {
 		switch {
 		case i == 0:
 		case i%29 == 7:
@@ -38,16 +26,15 @@ func (c corruptingAPI) Download(ctx context.Context, link string) (io.ReadCloser
 		case i%37 == 5:
 			f[1] = "SECRET-notadate" // FailureDate is second
 		}
-		out.WriteString(strings.Join(f, "\t") + "\n")
-	}
-	return io.NopCloser(&out), sc.Err()
+		return f
+	}}
 }
 
 func TestBadRowsAreQuarantinedNotLost(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 40})
 	var logs bytes.Buffer
 	h.runner.Log = slog.New(slog.NewTextHandler(&logs, nil))
-	h.runner.API = corruptingAPI{h.client}
+	h.runner.API = corrupting(h.client)
 	h.runner.Config.BadRows.MaxFraction = 1
 	sum := h.run(t)
 	if sum.RowsBad == 0 {
@@ -90,7 +77,7 @@ func TestBadRowsAreQuarantinedNotLost(t *testing.T) {
 
 func TestTooManyBadRowsFailTheRun(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 40})
-	h.runner.API = corruptingAPI{h.client}
+	h.runner.API = corrupting(h.client)
 	h.runner.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	_, err := h.runner.Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "bad_rows.max_fraction") {

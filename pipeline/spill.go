@@ -327,8 +327,12 @@ func (s *spill) encode(ctx context.Context, dates []Date, workers int, opts sche
 		if err != nil {
 			break
 		}
-		r := <-results
-		err = finish(r.d, r.err)
+		select {
+		case r := <-results:
+			err = finish(r.d, r.err)
+		case <-ctx.Done(): // workers stop without a result
+			err = ctx.Err()
+		}
 	}
 	cancel()
 	wg.Wait()

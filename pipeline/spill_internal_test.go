@@ -145,3 +145,37 @@ func TestSpeculationNeverLosesLateRows(t *testing.T) {
 		t.Errorf("rows per date %v; want a 1007, b 1000, c 10", got)
 	}
 }
+
+// TestSpillEncodeReturnsWhenCancelled: cancelling the context while
+// partitions are being encoded ends encode with the context's error
+// instead of leaving it waiting for results that never come.
+func TestSpillEncodeReturnsWhenCancelled(t *testing.T) {
+	l, _ := schema.Bind(schema.OEMDriver, []string{"FailureDate", "EventCount"})
+	sp, err := newSpill(t.TempDir(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	d0, _ := ParseDate("2026-11-01")
+	for i := range 200_000 {
+		row, _, _ := l.AppendRow(nil, []string{(d0 + Date(i%8)).String(), "1"}, 2)
+		if err := sp.write(d0+Date(i%8), row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- sp.encode(ctx, sp.dates(), 2, schema.EncoderOptions{}, func(Date, *spillPart) error { return nil })
+	}()
+	time.Sleep(5 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("encode: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("encode did not return after cancellation")
+	}
+}

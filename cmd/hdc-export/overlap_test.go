@@ -229,14 +229,25 @@ func summaryStart(t *testing.T, p *proc) time.Time {
 // before the expiry) and completes the lake, and the other finds nothing
 // new.
 func (r *rig) overlapKilledHolder(t *testing.T, tally *overlapTally, rng *rand.Rand, config string) {
-	o := r.newOverlapLake("killed")
-	holder := r.startWith(config, o.lake, o.tmp)
-	time.Sleep(time.Duration(rng.Int64N(int64(r.refIngest) / 2)))
-	what, ok := holder.killWhen(rng, func(fds func() []openFile) (string, bool) {
-		return writing(fds(), o.lake, "ihv_driver/date=", "oem_driver/date=")
-	})
-	if !ok {
-		t.Fatalf("the holder finished before it could be killed (exit %d)", holder.code)
+	var o *overlapLake
+	var what string
+	// A fast run can finish before one of its puts is caught; try again on
+	// a fresh lake, waiting less before aiming.
+	for attempt := 0; ; attempt++ {
+		o = r.newOverlapLake(fmt.Sprintf("killed-%d", attempt))
+		holder := r.startWith(config, o.lake, o.tmp)
+		time.Sleep(time.Duration(rng.Int64N(int64(r.refIngest)/2)) >> attempt)
+		var ok bool
+		what, ok = holder.killWhen(rng, func(fds func() []openFile) (string, bool) {
+			return writing(fds(), o.lake, "ihv_driver/date=", "oem_driver/date=")
+		})
+		if ok {
+			break
+		}
+		o.reader.finish()
+		if attempt == 5 {
+			t.Fatalf("the holder finished before it could be killed, 6 times (exit %d)", holder.code)
+		}
 	}
 	killed := time.Now()
 	expires := leaseExpiry(t, o.lake)

@@ -37,6 +37,16 @@ type mirrorRun struct {
 	streak   atomic.Int64 // failures in a row
 	broken   atomic.Bool  // the streak stopped the run
 	tripped  func()       // cancels the link calls under way
+	// jobDone, if set, is called once for every queued job when it is
+	// settled (mirrored, failed or deferred), from any goroutine.
+	jobDone func(*cabJob)
+}
+
+// settled reports a queued job as settled to jobDone.
+func (m *mirrorRun) settled(j *cabJob) {
+	if m.jobDone != nil {
+		m.jobDone(j)
+	}
 }
 
 // breakerAfter is how many cabs in a row may fail before the run stops
@@ -68,12 +78,14 @@ func (m *mirrorRun) download(ctx context.Context, queue []*cabJob) {
 			for j := range work {
 				if m.stop.Load() {
 					j.outcome = cabDeferred
+					m.settled(j)
 					continue
 				}
 				link, err := m.link(linkCtx, j)
 				if err != nil {
 					m.settle(ctx, j, err)
 					m.finished.Add(1)
+					m.settled(j)
 					continue
 				}
 				linked <- linkedJob{j, link}
@@ -86,6 +98,7 @@ func (m *mirrorRun) download(ctx context.Context, queue []*cabJob) {
 				} else {
 					m.fetch(ctx, l.job, l.link)
 				}
+				m.settled(l.job)
 				if done := m.finished.Add(1); done%16 == 0 {
 					m.r.progress("cabs: %d of %d", done, len(queue))
 				}
@@ -95,6 +108,7 @@ func (m *mirrorRun) download(ctx context.Context, queue []*cabJob) {
 	for _, j := range queue {
 		if m.stop.Load() || ctx.Err() != nil {
 			j.outcome = cabDeferred
+			m.settled(j)
 			continue
 		}
 		work <- j

@@ -11,6 +11,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -126,52 +128,126 @@ func sameRows(a, b []CabIndexRow) bool {
 	})
 }
 
-// writeCabIndexes makes the cab index of every date inside the window
-// describe exactly the cabs stored under that date: present holds what
+// cabIndexes writes the cab index of every date inside the window so that
+// it describes exactly the cabs stored under that date: present holds what
 // was in the lake before this run, jobs what this run did. A date's index
 // is rewritten only when its rows change, so an idle run writes nothing.
 // A cab without a row (a crash between the cab and its index) is hashed
 // from the sink.
-func (r *Runner) writeCabIndexes(ctx context.Context, w Window, workers int, present map[string]cabObject, jobs map[string]*cabJob) error {
-	stored := map[Date]map[string]int64{} // date → hash → size
-	add := func(d Date, h string, size int64) {
-		if stored[d] == nil {
-			stored[d] = map[string]int64{}
-		}
-		stored[d][h] = size
-	}
-	for h, o := range present {
-		add(o.date, h, o.size)
-	}
-	for h, j := range jobs {
-		if j.outcome == cabMirrored {
-			add(j.ref.date, h, j.size)
-		}
-	}
-	indexed := map[Date]bool{}
+//
+// The mirror writes each date's index as soon as the last cab queued for
+// that date is settled (dateDone, from any goroutine), while later dates
+// still download; finish writes the rest.
+type cabIndexes struct {
+	r       *Runner
+	ctx     context.Context
+	indexed map[Date]bool // dates with an index in the lake
+	present map[Date]map[string]int64
+	jobs    map[string]*cabJob
+	byDate  map[Date][]*cabJob // queued jobs, by date
+	pending map[Date]*atomic.Int32
+
+	ready chan Date
+	done  sync.WaitGroup
+	mu    sync.Mutex
+	wrote map[Date]bool
+	errs  []error
+}
+
+// startCabIndexes lists the existing indexes and starts the early writer.
+// ctx should outlive cancellation: every cab that landed must be indexed.
+func (r *Runner) startCabIndexes(ctx context.Context, w Window, present map[string]cabObject, jobs map[string]*cabJob, queue []*cabJob) (*cabIndexes, error) {
+	x := &cabIndexes{r: r, ctx: ctx, indexed: map[Date]bool{}, present: map[Date]map[string]int64{}, jobs: jobs,
+		byDate: map[Date][]*cabJob{}, pending: map[Date]*atomic.Int32{}, wrote: map[Date]bool{}}
 	err := r.Sink.List(ctx, cabIndexDir+"/", func(o sinks.Object) error {
 		if d, ok := KeyDate(o.Key); ok && w.Contains(d) && o.Key == CabIndexKey(d) {
-			indexed[d] = true
+			x.indexed[d] = true
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("list cab index: %w", err)
+		return nil, fmt.Errorf("list cab index: %w", err)
 	}
-	dates := slices.Collect(maps.Keys(stored))
-	for d := range indexed {
-		if stored[d] == nil {
+	for h, o := range present {
+		if x.present[o.date] == nil {
+			x.present[o.date] = map[string]int64{}
+		}
+		x.present[o.date][h] = o.size
+	}
+	for _, j := range queue {
+		d := j.ref.date
+		x.byDate[d] = append(x.byDate[d], j)
+		if x.pending[d] == nil {
+			x.pending[d] = new(atomic.Int32)
+		}
+		x.pending[d].Add(1)
+	}
+	x.ready = make(chan Date, len(x.pending))
+	x.done.Go(func() {
+		for d := range x.ready {
+			x.write(d)
+		}
+	})
+	return x, nil
+}
+
+// jobDone notes that a queued job is settled (mirrored or not).
+func (x *cabIndexes) jobDone(j *cabJob) {
+	if x.pending[j.ref.date].Add(-1) == 0 {
+		x.ready <- j.ref.date
+	}
+}
+
+// stored is what date d holds once its jobs are settled: hash → size.
+func (x *cabIndexes) stored(d Date) map[string]int64 {
+	out := maps.Clone(x.present[d])
+	for _, j := range x.byDate[d] {
+		if j.outcome == cabMirrored {
+			if out == nil {
+				out = map[string]int64{}
+			}
+			out[j.ref.hash] = j.size
+		}
+	}
+	return out
+}
+
+func (x *cabIndexes) write(d Date) {
+	err := x.r.writeCabIndex(x.ctx, d, x.stored(d), x.indexed[d], x.jobs)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.wrote[d] = true
+	if err != nil {
+		x.errs = append(x.errs, fmt.Errorf("cab index %s: %w", d, err))
+	}
+}
+
+// finish waits for the early writes, then writes every other date's index
+// (dates with stored cabs, or with an index to remove) with workers at once.
+func (x *cabIndexes) finish(workers int) error {
+	close(x.ready)
+	x.done.Wait()
+	var dates []Date
+	for d := range x.present {
+		dates = append(dates, d)
+	}
+	for d := range x.byDate {
+		if x.present[d] == nil {
 			dates = append(dates, d)
 		}
 	}
-	slices.Sort(dates)
-	return parallel(ctx, workers, len(dates), func(ctx context.Context, i int) error {
-		d := dates[i]
-		if err := r.writeCabIndex(ctx, d, stored[d], indexed[d], jobs); err != nil {
-			return fmt.Errorf("cab index %s: %w", d, err)
+	for d := range x.indexed {
+		if x.present[d] == nil && x.byDate[d] == nil {
+			dates = append(dates, d)
 		}
+	}
+	dates = slices.DeleteFunc(dates, func(d Date) bool { return x.wrote[d] })
+	slices.Sort(dates)
+	err := parallel(x.ctx, workers, len(dates), func(ctx context.Context, i int) error {
+		x.write(dates[i])
 		return nil
 	})
+	return errors.Join(append(x.errs, err)...)
 }
 
 func (r *Runner) writeCabIndex(ctx context.Context, d Date, cabs map[string]int64, exists bool, jobs map[string]*cabJob) error {

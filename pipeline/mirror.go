@@ -99,6 +99,15 @@ func (r *Runner) mirror(ctx context.Context, w Window, sum *Summary) error {
 		r.Log.Warn("cab references rejected: CabIdHash is not a GUID", "count", rejected)
 	}
 
+	// Each date's index is written as soon as its cabs are settled, while
+	// later dates download. Index writes finish even if the run was
+	// cancelled, so that every cab that landed is indexed.
+	wctx := context.WithoutCancel(ctx)
+	index, err := r.startCabIndexes(wctx, w, present, jobs, queue)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	m.jobDone = index.jobDone
 	m.download(ctx, queue)
 
 	counts := map[cabOutcome]int{}
@@ -136,10 +145,8 @@ func (r *Runner) mirror(ctx context.Context, w Window, sum *Summary) error {
 	}
 
 	// The index before the states: a state records only cabs an index
-	// describes. Both are small and finish even if the run was cancelled,
-	// so that every cab that landed is indexed.
-	wctx := context.WithoutCancel(ctx)
-	indexErr := r.writeCabIndexes(wctx, w, cfg.Concurrency, present, jobs)
+	// describes. Both finish even if the run was cancelled.
+	indexErr := index.finish(cfg.Concurrency)
 	if indexErr != nil {
 		errs = append(errs, indexErr)
 	} else if err := r.writeCabStates(wctx, cfg.Concurrency, parts); err != nil {

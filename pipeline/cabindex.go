@@ -227,22 +227,20 @@ func (x *cabIndexes) write(d Date) {
 func (x *cabIndexes) finish(workers int) error {
 	close(x.ready)
 	x.done.Wait()
-	var dates []Date
+	todo := map[Date]bool{}
 	for d := range x.present {
-		dates = append(dates, d)
+		todo[d] = true
 	}
 	for d := range x.byDate {
-		if x.present[d] == nil {
-			dates = append(dates, d)
-		}
+		todo[d] = true
 	}
 	for d := range x.indexed {
-		if x.present[d] == nil && x.byDate[d] == nil {
-			dates = append(dates, d)
-		}
+		todo[d] = true
 	}
-	dates = slices.DeleteFunc(dates, func(d Date) bool { return x.wrote[d] })
-	slices.Sort(dates)
+	for d := range x.wrote {
+		delete(todo, d)
+	}
+	dates := slices.Sorted(maps.Keys(todo))
 	err := parallel(x.ctx, workers, len(dates), func(ctx context.Context, i int) error {
 		x.write(dates[i])
 		return nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,7 +77,7 @@ func TestFramingVariants(t *testing.T) {
 	if sum.RowsBad != 0 {
 		t.Fatalf("%d bad rows", sum.RowsBad)
 	}
-	if got := lakeStats(t, h.lake, "ihv_driver"); !sameStats(got, want) {
+	if got := lakeStats(t, h.lake, "ihv_driver"); !maps.Equal(got, want) {
 		t.Errorf("reframed lake differs from the plain one:\n got %v\nwant %v", got, want)
 	}
 	if n := countValue(t, h.lake, "ihv_driver", "failure_name", tricky); n == 0 {
@@ -136,18 +137,6 @@ func countValue(t *testing.T, lake, dataset, col, v string) int {
 	return n
 }
 
-func sameStats(a, b map[string]dayStats) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // truncatingAPI breaks off the first download of every link half-way, with
 // io.ErrUnexpectedEOF, as a body shorter than its Content-Length does.
 type truncatingAPI struct {
@@ -189,7 +178,7 @@ func TestBrokenDownloadsAreRetriedInTheRun(t *testing.T) {
 		t.Fatalf("summary %+v", sum)
 	}
 	for _, ds := range []string{"ihv_driver", "oem_driver"} {
-		if got, want := lakeStats(t, h.lake, ds), lakeStats(t, plain.lake, ds); !sameStats(got, want) {
+		if got, want := lakeStats(t, h.lake, ds), lakeStats(t, plain.lake, ds); !maps.Equal(got, want) {
 			t.Errorf("%s differs from an unbroken run's", ds)
 		}
 	}

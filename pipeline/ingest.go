@@ -152,11 +152,11 @@ func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout 
 				r.progress("%s: %d rows read", file, n)
 			}
 			n++
-			var pe *csv.ParseError
+			pe, bad := badRecord(rec.err)
 			switch {
 			case errors.Is(rec.err, io.EOF):
 				return nil
-			case errors.As(rec.err, &pe) && !errors.Is(rec.err, io.ErrUnexpectedEOF):
+			case bad:
 				if err := r.badRow(c, file, sp, first, w, j, &schema.FieldError{Line: pe.StartLine, Err: pe.Err}, nil, layout); err != nil {
 					return err
 				}
@@ -204,6 +204,17 @@ func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout 
 	return ctx.Err() // the reader stopped early: the context ended
 }
 
+// badRecord reports whether err is a CSV error about one record (a bad
+// quote, say), after which the reader goes on, rather than the file
+// breaking off.
+func badRecord(err error) (*csv.ParseError, bool) {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return pe, true
+	}
+	return nil, false
+}
+
 // csvRecord is one read of a CSV reader: a record and its line, or an
 // error (io.EOF last).
 type csvRecord struct {
@@ -237,8 +248,8 @@ func readRecords(ctx context.Context, cr *csv.Reader, out chan<- []csvRecord, fr
 			rec.line, _ = cr.FieldPos(0)
 		}
 		batch = append(batch, rec)
-		var pe *csv.ParseError
-		last := err != nil && !(errors.As(err, &pe) && !errors.Is(err, io.ErrUnexpectedEOF))
+		_, bad := badRecord(err)
+		last := err != nil && !bad
 		if len(batch) == readBatch || last {
 			select {
 			case out <- batch:

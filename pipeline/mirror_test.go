@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -333,7 +334,7 @@ func TestMirrorAcceptance(t *testing.T) {
 	before := treeHash(t, h.lake)
 	links := counter.links.Load()
 	sum = h.run(t)
-	if after := treeHash(t, h.lake); !maps(before, after) {
+	if after := treeHash(t, h.lake); !maps.Equal(before, after) {
 		t.Error("an idle second run changed the lake")
 	}
 	if sum.CabsMirrored != 0 || !sum.NothingToDo() || counter.links.Load() != links {
@@ -492,7 +493,7 @@ func TestMirrorInterruptedIsCompleted(t *testing.T) {
 			}
 			h.runner.Sink = real
 			h.run(t)
-			if got := treeHash(t, h.lake); !maps(want, got) {
+			if got := treeHash(t, h.lake); !maps.Equal(want, got) {
 				t.Errorf("lake differs from a clean run's: %d vs %d files", len(got), len(want))
 				for k, v := range want {
 					if got[k] != v {

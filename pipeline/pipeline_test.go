@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -251,21 +252,9 @@ func TestSecondRunChangesNothing(t *testing.T) {
 	if sum.RunsIngested != 0 || sum.Partitions != 0 || !sum.NothingToDo() {
 		t.Errorf("second run did work: %+v", sum)
 	}
-	if after := treeHash(t, h.lake); !maps(before, after) {
+	if after := treeHash(t, h.lake); !maps.Equal(before, after) {
 		t.Error("second run changed the lake")
 	}
-}
-
-func maps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestDailyCycleReplacesAndPurges: a day later the new run replaces the
@@ -322,7 +311,7 @@ func TestInterruptedRunIsCompletedByTheNext(t *testing.T) {
 			}
 			h.runner.Sink = real
 			h.run(t)
-			if got := treeHash(t, h.lake); !maps(want, got) {
+			if got := treeHash(t, h.lake); !maps.Equal(want, got) {
 				t.Errorf("lake differs from a clean run's: %d vs %d files", len(got), len(want))
 			}
 		})

@@ -420,16 +420,12 @@ func (s *spill) encodeRows(ctx context.Context, d Date, p *spillPart, rows int64
 func (s *spill) close() error {
 	if s.jobs != nil {
 		s.cancelSpec()
-		close(s.jobs)
-		s.specs.Wait()
+		s.stopSpeculation() // closes the speculative files it does not keep
 	}
 	for _, p := range s.parts {
 		p.rowsFile.Close()
 		if p.f != nil {
 			p.f.Close()
-		}
-		if p.spec.f != nil && p.spec.f != p.f {
-			p.spec.f.Close()
 		}
 	}
 	for _, q := range s.quarantined {

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -115,10 +116,7 @@ func newRig(t *testing.T) *rig {
 		t.Skip("too close to midnight UTC: the retention window would move during the test")
 	}
 	r := &rig{t: t, work: t.TempDir(), hook: &blobHook{}}
-	r.bin = filepath.Join(r.work, "hdc-export")
-	if out, err := exec.Command("go", "build", "-o", r.bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	r.bin = buildBinary(t, r.work)
 	// The emulator's clock stands still at t0 (three days earlier while
 	// the base lake is made), so that every run of the test sees the same
 	// runs.
@@ -143,7 +141,7 @@ func newRig(t *testing.T) *rig {
 	baseObjects := readLake(t, r.base).objects
 	t.Cleanup(func() {
 		// The copies are hard links: they must not have changed the base.
-		if !maps2Equal(readLake(t, r.base).objects, baseObjects) {
+		if !maps.Equal(readLake(t, r.base).objects, baseObjects) {
 			t.Error("the base lake changed: a copy of it was written in place")
 		}
 	})
@@ -185,7 +183,7 @@ func newRig(t *testing.T) *rig {
 	if p := r.start(ref, tmp); p.wait(t, time.Minute) != exitNothingNew {
 		t.Fatalf("second run on the reference lake: exit %d\n%s", p.code, p.stderr.String())
 	}
-	if got := readLake(t, ref); !maps2Equal(got.objects, r.ref) {
+	if got := readLake(t, ref); !maps.Equal(got.objects, r.ref) {
 		t.Fatal("a second run changed the reference lake")
 	}
 	t.Logf("reference run: %s, %d runs ingested, %d data objects put, %d report downloads, %d cab downloads (first after %s), %d objects, %d rows",
@@ -691,11 +689,6 @@ func readLake(t *testing.T, dir string) lakeState {
 		t.Fatal(err)
 	}
 	return st
-}
-
-func maps2Equal(a, b map[string]string) bool {
-	missing, extra, differ := diffObjects(a, b)
-	return len(missing)+len(extra)+len(differ) == 0
 }
 
 // diffObjects compares a lake's objects with the reference's.

@@ -36,13 +36,8 @@ func TestIngestPeakRSS(t *testing.T) {
 		rowsPerDay, _ = strconv.Atoi(v)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "hdc-export")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	bin := buildBinary(t, dir)
+	addr := freeAddr(t)
 	emu := exec.Command(bin, "emulator", "--addr", addr, "--period", "Last90Days", "--days", "90", "--rows-per-day", strconv.Itoa(rowsPerDay))
 	if err := emu.Start(); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,27 @@ func standalone(t *testing.T, lake string) map[string]string {
 	}
 }
 
+// buildBinary builds the hdc-export binary into dir and returns its path.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "hdc-export")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 func runCLI(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut strings.Builder
@@ -152,13 +173,8 @@ func TestServe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "hdc-export")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	bin := buildBinary(t, t.TempDir())
+	addr := freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--config", "../../configs/demo.yaml", "--listen", addr)
 	cmd.Env = append(os.Environ(), "HDC_SINK_URL="+t.TempDir(), "HDC_CALLBACK_SECRET=cb-secret")
 	stderr, _ := cmd.StderrPipe()

@@ -13,6 +13,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -323,7 +324,7 @@ func (r *rig) overlapStalledHolder(t *testing.T, tally *overlapTally, rng *rand.
 	} else if !strings.Contains(holder.stderr.String(), "lease lost") {
 		t.Errorf("the stalled holder exited %d without naming the lost lease:\n%s", code, holder.stderr.String())
 	}
-	if !maps2Equal(readLake(t, o.lake).objects, before) {
+	if !maps.Equal(readLake(t, o.lake).objects, before) {
 		t.Error("the stalled holder changed the lake after it was taken over")
 	}
 	passes, reads := r.checkOverlapLake(t, o)

@@ -50,10 +50,6 @@ type Column struct {
 	Source string // the name in the report header, e.g. "FailureDateTime"
 	Name   string // the lake's snake_case name, e.g. "failure_date_time"
 	Type   Type
-	// Unique marks a string column with about one value per row (a cab id):
-	// it is written PLAIN, because a dictionary of it would
-	// cost a hash insert per row and save nothing.
-	Unique bool
 }
 
 // Dataset is a report view and its documented columns.
@@ -110,7 +106,7 @@ func init() {
 		col("OSSKUType", "os_sku_type", String),
 		col("ReleaseName", "release_name", String),
 		col("CabType", "cab_type", String),
-		{Source: "CabIdHash", Name: "cab_id_hash", Type: String, Unique: true},
+		col("CabIdHash", "cab_id_hash", String),
 		col("CabExpirationTime", "cab_expiration_time", Timestamp),
 		col("DeviceId", "device_id", String),
 		col("HardwareId", "hardware_id", String),

@@ -16,8 +16,6 @@ type Field struct {
 	// Extra is true for a column the dataset does not document (kept as a
 	// string), false for documented and aggregate columns.
 	Extra bool
-	// Unique is the documented column's Column.Unique.
-	Unique bool
 }
 
 // Layout maps the header of one report file onto lake columns. It is
@@ -26,7 +24,6 @@ type Layout struct {
 	Dataset *Dataset
 	Fields  []Field // in header order; also the Parquet column order
 	dateCol int     // index of FailureDate in Fields
-	schema  *parquet.Schema
 }
 
 // Bind maps a report header onto the dataset. Documented columns get their
@@ -69,14 +66,13 @@ func Bind(ds *Dataset, header []string) (*Layout, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("bind %s header: %w", ds.View, err)
 	}
-	l.schema = parquetSchema(ds.View, l.Fields)
 	return l, nil
 }
 
 // fieldFor types one header name.
 func fieldFor(ds *Dataset, h string) Field {
 	if c, ok := ds.Column(h); ok {
-		return Field{Source: c.Source, Name: c.Name, Type: c.Type, Unique: c.Unique}
+		return Field{Source: c.Source, Name: c.Name, Type: c.Type}
 	}
 	if fn, arg, ok := Aggregate(h); ok {
 		argName, argType := SnakeCase(arg), String

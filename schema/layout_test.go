@@ -3,6 +3,7 @@ package schema
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,86 @@ func TestEncoderDeterministic(t *testing.T) {
 	}
 	if !bytes.Equal(enc(), enc()) {
 		t.Fatal("same rows gave different bytes")
+	}
+}
+
+// TestEncodingFollowsCardinality: a string column whose values are mostly
+// distinct (a device id) is written PLAIN, one that repeats (a market)
+// with a dictionary, and a file too small to judge keeps dictionaries. The
+// values read back are the values written, whatever the encoding, across
+// the rows the encoder held back to choose and those it streamed.
+func TestEncodingFollowsCardinality(t *testing.T) {
+	l, err := Bind(IHVDriver, []string{"FailureDate", "DeviceId", "Market", "CabIdHash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encode := func(rows int) *parquet.File {
+		var buf bytes.Buffer
+		enc, err := l.NewEncoder(&buf, EncoderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := make([]parquet.Row, 0, 100)
+		for i := range rows {
+			cab := "" // a cab on one row in three: NULLs do not count
+			if i%3 == 0 {
+				cab = fmt.Sprintf("cab-%d", i)
+			}
+			row, _, err := l.Convert([]string{"2026-11-01", fmt.Sprintf("s:dev-%d", i), []string{"US", "DE", "JP"}[i%3], cab}, i+2, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if batch = append(batch, row); len(batch) == cap(batch) || i == rows-1 {
+				if err := enc.Write(batch); err != nil {
+					t.Fatal(err)
+				}
+				batch = batch[:0] // the encoder must have copied what it keeps
+			}
+		}
+		if err := enc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if enc.Rows() != int64(rows) {
+			t.Fatalf("Rows() = %d, want %d", enc.Rows(), rows)
+		}
+		f, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	encodings := func(f *parquet.File) map[string]string {
+		out := map[string]string{}
+		for i, cc := range f.Metadata().RowGroups[0].Columns {
+			var names []string
+			for _, e := range cc.MetaData.Encoding {
+				names = append(names, e.String())
+			}
+			out[l.Fields[i].Name] = strings.Join(names, ",")
+		}
+		return out
+	}
+	dict := func(e string) bool { return strings.Contains(e, "RLE_DICTIONARY") }
+
+	big := encode(3000)
+	got := encodings(big)
+	if dict(got["device_id"]) || dict(got["cab_id_hash"]) || !dict(got["market"]) {
+		t.Errorf("3,000 rows: encodings %v; want device_id and cab_id_hash plain, market dictionary", got)
+	}
+	rows := make([]parquet.Row, 3000)
+	n, _ := big.RowGroups()[0].Rows().ReadRows(rows)
+	if n != 3000 {
+		t.Fatalf("read %d rows", n)
+	}
+	for _, i := range []int{0, 1023, 1024, 2999} {
+		if got := string(rows[i][1].ByteArray()); got != fmt.Sprintf("s:dev-%d", i) {
+			t.Errorf("row %d device_id = %q", i, got)
+		}
+		if got, want := rows[i][3].IsNull(), i%3 != 0; got != want {
+			t.Errorf("row %d cab_id_hash null = %v", i, got)
+		}
+	}
+	if got := encodings(encode(20)); !dict(got["device_id"]) || !dict(got["market"]) {
+		t.Errorf("20 rows: encodings %v; want dictionaries", got)
 	}
 }

@@ -28,16 +28,18 @@ func (g orderedGroup) Fields() []parquet.Field {
 }
 
 // parquetSchema builds the file schema: every column optional, strings
-// dictionary-encoded (but Unique ones), timestamps in UTC-adjusted milliseconds.
-func parquetSchema(view string, fields []Field) *parquet.Schema {
+// dictionary-encoded unless plain says otherwise, timestamps in UTC-adjusted
+// milliseconds.
+func parquetSchema(view string, fields []Field, plain []bool) *parquet.Schema {
 	g := orderedGroup{Group: parquet.Group{}}
-	for _, f := range fields {
+	for i, f := range fields {
 		var n parquet.Node
 		switch f.Type {
 		case String:
-			n = parquet.String()
-			if !f.Unique {
-				n = parquet.Encoded(n, &parquet.RLEDictionary)
+			if plain[i] {
+				n = parquet.Encoded(parquet.String(), &parquet.Plain)
+			} else {
+				n = parquet.Encoded(parquet.String(), &parquet.RLEDictionary)
 			}
 		case Int64:
 			n = parquet.Int(64)
@@ -54,6 +56,40 @@ func parquetSchema(view string, fields []Field) *parquet.Schema {
 	return parquet.NewSchema(SnakeCase(view), g)
 }
 
+// Each file chooses, per string column, between dictionary and plain
+// encoding from its first sampleRows rows, as DuckDB and parquet-mr do per
+// column chunk: a column whose sampled values are mostly distinct (device
+// and cab ids) would pay a hash insert per row for a dictionary that saves
+// nothing, so it is written PLAIN.
+const (
+	// sampleRows is how many rows an Encoder holds before it chooses.
+	sampleRows = 1024
+	// minSample is the fewest non-null values that can make a column plain.
+	minSample = 64
+)
+
+// plainColumns returns, per field, whether the string column is mostly
+// distinct in rows: at least 3 in 4 of its non-null values differ.
+func plainColumns(fields []Field, rows []parquet.Row) []bool {
+	plain := make([]bool, len(fields))
+	seen := map[string]struct{}{}
+	for i, f := range fields {
+		if f.Type != String {
+			continue
+		}
+		clear(seen)
+		n := 0
+		for _, row := range rows {
+			if v := row[i]; !v.IsNull() {
+				seen[string(v.ByteArray())] = struct{}{}
+				n++
+			}
+		}
+		plain[i] = n >= minSample && 4*len(seen) >= 3*n
+	}
+	return plain
+}
+
 // EncoderOptions tune the Parquet files. Zero values mean the defaults.
 type EncoderOptions struct {
 	Compression  string            // "zstd" (default), "snappy" or "none"
@@ -61,28 +97,45 @@ type EncoderOptions struct {
 	Metadata     map[string]string // file key/value metadata (run, schema version…)
 }
 
+// The codecs are shared by every file the process writes: a codec pools
+// its compressors, and a zstd compressor allocates a history window of
+// several MiB when it is made, so a codec per file would make one per page
+// once the garbage collector empties the pool.
+var (
+	zstdCodec   = &zstd.Codec{Level: zstd.SpeedDefault}
+	snappyCodec = &snappy.Codec{}
+	noCodec     = &uncompressed.Codec{}
+)
+
 // Codec returns the compression codec for a name, or an error naming the
-// accepted values.
+// accepted values. Codecs are safe for concurrent use.
 func Codec(name string) (compress.Codec, error) {
 	switch name {
 	case "", "zstd":
-		return &zstd.Codec{Level: zstd.SpeedDefault}, nil
+		return zstdCodec, nil
 	case "snappy":
-		return &snappy.Codec{}, nil
+		return snappyCodec, nil
 	case "none":
-		return &uncompressed.Codec{}, nil
+		return noCodec, nil
 	}
 	return nil, fmt.Errorf("unknown compression %q (want zstd, snappy or none)", name)
 }
 
-// Encoder writes rows of one layout as one Parquet file.
+// Encoder writes rows of one layout as one Parquet file. It holds the
+// first sampleRows rows back to choose each string column's encoding (see
+// plainColumns), then streams.
 type Encoder struct {
-	w    *parquet.Writer
-	rows int64
+	l       *Layout
+	out     io.Writer
+	options []parquet.WriterOption // all but the schema
+	sample  []parquet.Row          // rows held until w starts
+	w       *parquet.Writer        // nil until the encodings are chosen
+	rows    int64
 }
 
 // NewEncoder starts a Parquet file on w. Metadata keys are written in
-// sorted order so equal input gives byte-identical files.
+// sorted order, and the encodings depend only on the rows, so equal input
+// gives byte-identical files.
 func (l *Layout) NewEncoder(w io.Writer, opts EncoderOptions) (*Encoder, error) {
 	codec, err := Codec(opts.Compression)
 	if err != nil {
@@ -93,7 +146,6 @@ func (l *Layout) NewEncoder(w io.Writer, opts EncoderOptions) (*Encoder, error) 
 		rg = 1_000_000
 	}
 	options := []parquet.WriterOption{
-		l.schema,
 		parquet.Compression(codec),
 		parquet.MaxRowsPerRowGroup(rg),
 		parquet.DataPageStatistics(false),
@@ -107,11 +159,43 @@ func (l *Layout) NewEncoder(w io.Writer, opts EncoderOptions) (*Encoder, error) 
 	for _, k := range keys {
 		options = append(options, parquet.KeyValueMetadata(k, opts.Metadata[k]))
 	}
-	return &Encoder{w: parquet.NewWriter(w, options...)}, nil
+	return &Encoder{l: l, out: w, options: options}, nil
 }
 
-// Write appends rows produced by Layout.Convert.
+// Write appends rows produced by Layout.Convert or DecodeRow. The encoder
+// copies what it holds back, so the caller may reuse rows and their memory
+// once Write returns.
 func (e *Encoder) Write(rows []parquet.Row) error {
+	if e.w == nil {
+		take := min(len(rows), sampleRows-len(e.sample))
+		for _, row := range rows[:take] {
+			e.sample = append(e.sample, row.Clone())
+		}
+		if len(e.sample) < sampleRows {
+			return nil
+		}
+		if err := e.start(); err != nil {
+			return err
+		}
+		rows = rows[take:]
+	}
+	return e.write(rows)
+}
+
+// start chooses the encodings from the held rows, starts the file, and
+// writes them.
+func (e *Encoder) start() error {
+	plain := plainColumns(e.l.Fields, e.sample)
+	e.w = parquet.NewWriter(e.out, append([]parquet.WriterOption{parquetSchema(e.l.Dataset.View, e.l.Fields, plain)}, e.options...)...)
+	sample := e.sample
+	e.sample = nil
+	return e.write(sample)
+}
+
+func (e *Encoder) write(rows []parquet.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
 	n, err := e.w.WriteRows(rows)
 	e.rows += int64(n)
 	if err != nil {
@@ -122,18 +206,29 @@ func (e *Encoder) Write(rows []parquet.Row) error {
 
 // Flush ends the current row group, releasing its buffers.
 func (e *Encoder) Flush() error {
+	if e.w == nil {
+		if err := e.start(); err != nil {
+			return err
+		}
+	}
 	if err := e.w.Flush(); err != nil {
 		return fmt.Errorf("flush parquet row group: %w", err)
 	}
 	return nil
 }
 
-// Rows is the number of rows written so far.
+// Rows is the number of rows written to the file so far; after Close,
+// every row given to Write.
 func (e *Encoder) Rows() int64 { return e.rows }
 
 // Close flushes the last row group and writes the footer. It does not close
 // the underlying writer.
 func (e *Encoder) Close() error {
+	if e.w == nil {
+		if err := e.start(); err != nil {
+			return err
+		}
+	}
 	if err := e.w.Close(); err != nil {
 		return fmt.Errorf("close parquet file: %w", err)
 	}

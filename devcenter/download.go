@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -85,9 +84,9 @@ func (c *Client) CabLink(ctx context.Context, ep CabEndpoint, applicationID, cab
 // gzip from the magic bytes (not the file name), strips a UTF-8 byte order
 // mark, and sniffs the delimiter (tab, comma or semicolon) from the header
 // line. The returned reader yields records including the header; it does
-// not check field counts (FieldsPerRecord is -1) so the caller can report
-// bad rows itself.
-func NewReportReader(r io.Reader) (*csv.Reader, error) {
+// not check field counts, so the caller can report bad rows itself. TSV is
+// read with encoding/csv's LazyQuotes (a stray quote is data).
+func NewReportReader(r io.Reader) (*RecordReader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(2)
 	var src io.Reader = br
@@ -109,14 +108,7 @@ func NewReportReader(r io.Reader) (*csv.Reader, error) {
 	if i := bytes.IndexByte(head, '\n'); i >= 0 {
 		head = head[:i]
 	}
-	cr := csv.NewReader(tr)
-	cr.Comma = sniffDelimiter(head)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	if cr.Comma == '\t' {
-		cr.LazyQuotes = true // TSV exports do not quote; a stray quote is data
-	}
-	return cr, nil
+	return newRecordReader(tr, sniffDelimiter(head)), nil
 }
 
 // sniffDelimiter picks the most frequent candidate in the header line; tab

@@ -139,15 +139,15 @@ func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devce
 // report's only date) when the date itself is unreadable; the first error is logged by line and column,
 // never by value. Reading (download, decompression, CSV) runs in its own
 // goroutine, so it overlaps typing and spilling.
-func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout *schema.Layout, sp *spill, j job, w Window, first Date, c *Commit) error {
+func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file string, layout *schema.Layout, sp *spill, j job, w Window, first Date, c *Commit) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches, free := make(chan []csvRecord, 4), make(chan []csvRecord, 5)
+	batches, free := make(chan *recordBatch, 4), make(chan *recordBatch, 5)
 	go readRecords(ctx, cr, batches, free)
 	var buf []byte
 	n := 0
 	for batch := range batches {
-		for _, rec := range batch {
+		for _, rec := range batch.recs {
 			if n%16384 == 0 {
 				r.progress("%s: %d rows read", file, n)
 			}
@@ -197,7 +197,7 @@ func (r *Runner) split(ctx context.Context, cr *csv.Reader, file string, layout 
 			}
 		}
 		select {
-		case free <- batch[:0]:
+		case free <- batch:
 		default:
 		}
 	}
@@ -215,12 +215,19 @@ func badRecord(err error) (*csv.ParseError, bool) {
 	return nil, false
 }
 
-// csvRecord is one read of a CSV reader: a record and its line, or an
-// error (io.EOF last).
+// csvRecord is one read of a report's records: a record and its line, or
+// an error (io.EOF last).
 type csvRecord struct {
 	fields []string
 	line   int
 	err    error
+}
+
+// recordBatch is records handed over at once; their fields share one
+// slice, reused with the batch.
+type recordBatch struct {
+	recs   []csvRecord
+	fields []string
 }
 
 // readBatch is how many records readRecords hands over at once.
@@ -228,29 +235,28 @@ const readBatch = 256
 
 // readRecords reads cr into batches until io.EOF or a non-record error,
 // which it sends as the last record, then closes out. Batches come from
-// free when it has one. It stops early, without an error record, when ctx
-// ends.
-func readRecords(ctx context.Context, cr *csv.Reader, out chan<- []csvRecord, free <-chan []csvRecord) {
+// free when it has one; a batch sent is not touched again. It stops early,
+// without an error record, when ctx ends.
+func readRecords(ctx context.Context, cr *devcenter.RecordReader, out chan<- *recordBatch, free <-chan *recordBatch) {
 	defer close(out)
-	cr.ReuseRecord = false // records outlive the next Read
-	var batch []csvRecord
+	var batch *recordBatch
 	for {
 		if batch == nil {
 			select {
 			case batch = <-free:
+				batch.recs, batch.fields = batch.recs[:0], batch.fields[:0]
 			default:
-				batch = make([]csvRecord, 0, readBatch)
+				batch = &recordBatch{recs: make([]csvRecord, 0, readBatch)}
 			}
 		}
-		fields, err := cr.Read()
-		rec := csvRecord{fields: fields, err: err}
-		if err == nil || len(fields) > 0 {
-			rec.line, _ = cr.FieldPos(0)
-		}
-		batch = append(batch, rec)
+		start := len(batch.fields)
+		var err error
+		batch.fields, err = cr.Append(batch.fields)
+		end := len(batch.fields)
+		batch.recs = append(batch.recs, csvRecord{fields: batch.fields[start:end:end], line: cr.Line(), err: err})
 		_, bad := badRecord(err)
 		last := err != nil && !bad
-		if len(batch) == readBatch || last {
+		if len(batch.recs) == readBatch || last {
 			select {
 			case out <- batch:
 			case <-ctx.Done():

@@ -81,7 +81,9 @@ func plainColumns(fields []Field, rows []parquet.Row) []bool {
 		n := 0
 		for _, row := range rows {
 			if v := row[i]; !v.IsNull() {
-				seen[string(v.ByteArray())] = struct{}{}
+				if _, ok := seen[string(v.ByteArray())]; !ok { // no copy to look up
+					seen[string(v.ByteArray())] = struct{}{}
+				}
 				n++
 			}
 		}

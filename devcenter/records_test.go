@@ -1,0 +1,100 @@
+package devcenter
+
+import (
+	"bufio"
+	"encoding/csv"
+	"errors"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// FuzzRecordReaderMatchesCSV: on any input, with any of the sniffed
+// delimiters and any buffer size, RecordReader returns what encoding/csv
+// (configured as reports need it) returns: the same records, the same line
+// per record, and the same parse errors with the same positions.
+//
+//	go test -run '^$' -fuzz FuzzRecordReaderMatchesCSV -fuzztime 30s ./devcenter/
+func FuzzRecordReaderMatchesCSV(f *testing.F) {
+	many := strings.Repeat("2026-11-20\tdev-1\t3\n", 5000) // more than a chunk
+	for _, s := range []string{
+		"a\tb\tc\nd\te\tf\n",
+		"a,b\r\nc,d\r\n",
+		"a\tb\n\n\r\nc\td",
+		"a\tb\r",
+		"a\tb\r\r\n\"x\"\n",
+		"\"quoted\ttab\"\tx\ny\tz\n",
+		"\"multi\nline\r\nfield\"\tx\nnext\tline\n",
+		"a,\"b\"\"c\",d\ne,f\n",
+		"a,\"bad\"quote,c\nd,e\n",
+		"a,b\"c,d\nnext,line\n",
+		"x\t\"unterminated\nstill\n",
+		"x,\"unterminated\nstill\n",
+		"\"a\"\"\n\"\"b\"\n\"\"\"\n",
+		";;\n|\n\"\"\n",
+		many + "\"q\tq\"\tz\n" + many,
+		strings.Repeat("long", 5000) + "\t\"x\"\n" + strings.Repeat("y", 70000) + "\n",
+	} {
+		f.Add(s, byte(0), false)
+		f.Add(s, byte(1), true)
+	}
+	f.Fuzz(func(t *testing.T, data string, delim byte, small bool) {
+		comma := []rune{'\t', ',', ';', '|'}[delim%4]
+		want := csv.NewReader(strings.NewReader(data))
+		want.Comma, want.FieldsPerRecord, want.LazyQuotes = comma, -1, comma == '\t'
+		size := 64 << 10
+		if small {
+			size = 16 // bufio's smallest: lines longer than the buffer
+		}
+		got := newRecordReader(bufio.NewReaderSize(strings.NewReader(data), size), comma)
+		for i := 0; ; i++ {
+			wrec, werr := want.Read()
+			grec, gerr := got.Read()
+			if !reflect.DeepEqual(werr, gerr) {
+				t.Fatalf("record %d: error %v, want %v", i, gerr, werr)
+			}
+			if !slices.Equal(wrec, grec) {
+				t.Fatalf("record %d: %q, want %q", i, grec, wrec)
+			}
+			if werr == nil {
+				if line, _ := want.FieldPos(0); got.Line() != line {
+					t.Fatalf("record %d: line %d, want %d", i, got.Line(), line)
+				}
+			}
+			if werr == io.EOF {
+				return
+			}
+			if i > len(data) {
+				t.Fatal("more records than bytes")
+			}
+		}
+	})
+}
+
+// TestRecordReaderReadError: an error from the download ends the records
+// with that error (not as a bad record), after the complete lines before
+// it; quoted or not.
+func TestRecordReaderReadError(t *testing.T) {
+	boom := errors.New("connection reset")
+	for _, data := range []string{"a\tb\nc\td\ne\t", "a\tb\nc\td\n\"e\t"} {
+		r := newRecordReader(bufio.NewReader(io.MultiReader(strings.NewReader(data), iotest.ErrReader(boom))), '\t')
+		var got [][]string
+		var err error
+		for range 10 {
+			var rec []string
+			if rec, err = r.Read(); err != nil {
+				break
+			}
+			got = append(got, rec)
+		}
+		if !errors.Is(err, boom) || len(got) != 2 || got[1][1] != "d" {
+			t.Errorf("%q: records %q, then %v; want two, then %v", data, got, err, boom)
+		}
+		if _, again := r.Read(); !errors.Is(again, boom) {
+			t.Errorf("%q: read after the error: %v", data, again)
+		}
+	}
+}

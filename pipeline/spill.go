@@ -358,6 +358,7 @@ func (s *spill) encodeRows(ctx context.Context, d Date, p *spillPart, rows int64
 			os.Remove(f.Name())
 		}
 	}()
+	opts.Rows = rows
 	enc, err := s.layout.NewEncoder(f, opts)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +243,38 @@ func TestEncodingFollowsCardinality(t *testing.T) {
 	}
 	if got := encodings(encode(20)); !dict(got["device_id"]) || !dict(got["market"]) {
 		t.Errorf("20 rows: encodings %v; want dictionaries", got)
+	}
+}
+
+// TestRepeatsAcrossTheFileKeepADictionary: a column of 6,000 values drawn
+// 20,000 times looks mostly distinct in the first 1,024 rows, but repeats
+// over the whole file, so a file that says how many rows it will hold
+// keeps its dictionary; a unique column stays PLAIN either way.
+func TestRepeatsAcrossTheFileKeepADictionary(t *testing.T) {
+	l, err := Bind(IHVDriver, []string{"CabIdHash", "DeviceId"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	rows := make([]parquet.Row, sampleRows)
+	for i := range rows {
+		rows[i], _, _ = l.Convert([]string{fmt.Sprintf("cab-%d", rng.IntN(6000)), fmt.Sprintf("dev-%d", i)}, i+2, nil)
+	}
+	if got := plainColumns(l.Fields, rows, 20_000); got[0] || !got[1] {
+		t.Errorf("20,000-row file: plain = %v, want [false true]", got)
+	}
+	if got := plainColumns(l.Fields, rows, 0); !got[0] || !got[1] {
+		t.Errorf("file of unknown size: plain = %v, want [true true]", got)
+	}
+	for _, tc := range []struct {
+		n, d   int
+		lo, hi float64
+	}{{1024, 943, 5500, 7000}, {1024, 3, 3, 3.01}, {1024, 1000, 18000, 26000}} {
+		if k := distinct(tc.n, tc.d); k < tc.lo || k > tc.hi {
+			t.Errorf("distinct(%d, %d) = %.0f, want %.0f..%.0f", tc.n, tc.d, k, tc.lo, tc.hi)
+		}
+	}
+	if k := distinct(1024, 1024); !math.IsInf(k, 1) {
+		t.Errorf("distinct(1024, 1024) = %v, want +Inf", k)
 	}
 }

@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"github.com/parquet-go/parquet-go"
@@ -56,11 +57,13 @@ func parquetSchema(view string, fields []Field, plain []bool) *parquet.Schema {
 	return parquet.NewSchema(SnakeCase(view), g)
 }
 
-// Each file chooses, per string column, between dictionary and plain
-// encoding from its first sampleRows rows, as DuckDB and parquet-mr do per
-// column chunk: a column whose sampled values are mostly distinct (device
-// and cab ids) would pay a hash insert per row for a dictionary that saves
-// nothing, so it is written PLAIN.
+// Each file chooses, per string column, between dictionary and PLAIN
+// encoding, as DuckDB and parquet-mr do per column chunk: a dictionary pays
+// when values repeat, and costs a hash insert per row and a big dictionary
+// page when they do not (device ids). The encoder holds the file's first
+// sampleRows rows back, estimates from them how many distinct values each
+// column has, and writes a column PLAIN when its values would repeat less
+// than twice on average over the whole file.
 const (
 	// sampleRows is how many rows an Encoder holds before it chooses.
 	sampleRows = 1024
@@ -68,9 +71,10 @@ const (
 	minSample = 64
 )
 
-// plainColumns returns, per field, whether the string column is mostly
-// distinct in rows: at least 3 in 4 of its non-null values differ.
-func plainColumns(fields []Field, rows []parquet.Row) []bool {
+// plainColumns returns, per field, whether the string column should be
+// PLAIN in a file of fileRows rows (0: unknown, as many as sampled) whose
+// first rows are sample.
+func plainColumns(fields []Field, sample []parquet.Row, fileRows int64) []bool {
 	plain := make([]bool, len(fields))
 	seen := map[string]struct{}{}
 	for i, f := range fields {
@@ -79,7 +83,7 @@ func plainColumns(fields []Field, rows []parquet.Row) []bool {
 		}
 		clear(seen)
 		n := 0
-		for _, row := range rows {
+		for _, row := range sample {
 			if v := row[i]; !v.IsNull() {
 				if _, ok := seen[string(v.ByteArray())]; !ok { // no copy to look up
 					seen[string(v.ByteArray())] = struct{}{}
@@ -87,16 +91,44 @@ func plainColumns(fields []Field, rows []parquet.Row) []bool {
 				n++
 			}
 		}
-		plain[i] = n >= minSample && 4*len(seen) >= 3*n
+		values := float64(n) * float64(max(fileRows, int64(len(sample)))) / float64(len(sample))
+		plain[i] = n >= minSample && distinct(n, len(seen)) > values/2
 	}
 	return plain
 }
 
+// distinct estimates how many distinct values a column has when d of n
+// values drawn from it differ: the K for which n uniform draws from K
+// values are expected to show d distinct ones, K(1-e^(-n/K)) = d. All n
+// distinct gives +Inf.
+func distinct(n, d int) float64 {
+	if d >= n {
+		return math.Inf(1)
+	}
+	seen := func(k float64) float64 { return k * -math.Expm1(-float64(n)/k) }
+	lo, hi := float64(d), 2*float64(d)
+	for seen(hi) < float64(d) {
+		lo, hi = hi, 2*hi
+	}
+	for range 60 {
+		mid := (lo + hi) / 2
+		if seen(mid) < float64(d) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
+
 // EncoderOptions tune the Parquet files. Zero values mean the defaults.
 type EncoderOptions struct {
-	Compression  string            // "zstd" (default), "snappy" or "none"
-	RowGroupRows int64             // rows per row group; default 1,000,000
-	Metadata     map[string]string // file key/value metadata (run, schema version…)
+	Compression  string // "zstd" (default), "snappy" or "none"
+	RowGroupRows int64  // rows per row group; default 1,000,000
+	// Rows is how many rows the file will hold, if known: it tells the
+	// encoder whether a column's values repeat (see plainColumns).
+	Rows     int64
+	Metadata map[string]string // file key/value metadata (run, schema version…)
 }
 
 // The codecs are shared by every file the process writes: a codec pools
@@ -127,12 +159,13 @@ func Codec(name string) (compress.Codec, error) {
 // first sampleRows rows back to choose each string column's encoding (see
 // plainColumns), then streams.
 type Encoder struct {
-	l       *Layout
-	out     io.Writer
-	options []parquet.WriterOption // all but the schema
-	sample  []parquet.Row          // rows held until w starts
-	w       *parquet.Writer        // nil until the encodings are chosen
-	rows    int64
+	l        *Layout
+	out      io.Writer
+	options  []parquet.WriterOption // all but the schema
+	fileRows int64                  // EncoderOptions.Rows
+	sample   []parquet.Row          // rows held until w starts
+	w        *parquet.Writer        // nil until the encodings are chosen
+	rows     int64
 }
 
 // NewEncoder starts a Parquet file on w. Metadata keys are written in
@@ -161,7 +194,7 @@ func (l *Layout) NewEncoder(w io.Writer, opts EncoderOptions) (*Encoder, error) 
 	for _, k := range keys {
 		options = append(options, parquet.KeyValueMetadata(k, opts.Metadata[k]))
 	}
-	return &Encoder{l: l, out: w, options: options}, nil
+	return &Encoder{l: l, out: w, options: options, fileRows: opts.Rows}, nil
 }
 
 // Write appends rows produced by Layout.Convert or DecodeRow. The encoder
@@ -187,7 +220,7 @@ func (e *Encoder) Write(rows []parquet.Row) error {
 // start chooses the encodings from the held rows, starts the file, and
 // writes them.
 func (e *Encoder) start() error {
-	plain := plainColumns(e.l.Fields, e.sample)
+	plain := plainColumns(e.l.Fields, e.sample, e.fileRows)
 	e.w = parquet.NewWriter(e.out, append([]parquet.WriterOption{parquetSchema(e.l.Dataset.View, e.l.Fields, plain)}, e.options...)...)
 	sample := e.sample
 	e.sample = nil

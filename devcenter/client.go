@@ -54,8 +54,9 @@ type Config struct {
 	RetryBase   time.Duration `yaml:"retry_base"`
 	RetryMax    time.Duration `yaml:"retry_max"`
 	// HTTPClient is used for every request; default a client with a 5-minute
-	// overall timeout per request. It must not follow redirects for cab
-	// calls; Client wraps it to ensure that.
+	// overall timeout per request and a connection pool that keeps
+	// idleConnsPerHost connections to each host. It must not follow
+	// redirects for cab calls; Client wraps it to ensure that.
 	HTTPClient *http.Client `yaml:"-"`
 }
 
@@ -84,10 +85,19 @@ func (c Config) withDefaults() Config {
 		c.RetryMax = 30 * time.Second
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 5 * time.Minute}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = idleConnsPerHost
+		c.HTTPClient = &http.Client{Timeout: 5 * time.Minute, Transport: t}
 	}
 	return c
 }
+
+// idleConnsPerHost is how many idle connections the default client keeps
+// to one host. The cab mirror asks for links and downloads blobs with up
+// to 64 calls of each at once (the API and the blobs may share a host);
+// with Go's default of 2, every call beyond the second would open (and,
+// over TLS, negotiate) a new connection.
+const idleConnsPerHost = 128
 
 // Validate reports every missing or malformed setting, by field name.
 func (c Config) Validate() error {

@@ -838,6 +838,9 @@ type benchSetup struct {
 	keys  []string // CabKey of each cab
 	links []string // a blob link for each cab, fetched beforehand
 	bytes int64    // total cab bytes
+	// http is the plain copy's client: keep-alive pooling like the
+	// devcenter client's, so the copy does not reconnect per cab.
+	http *http.Client
 }
 
 func newBenchSetup(tb testing.TB) *benchSetup {
@@ -852,7 +855,9 @@ func newBenchSetup(tb testing.TB) *benchSetup {
 		tb.Fatal(err)
 	}
 	h.runner.Config.Cabs.Enabled = nil
-	s := &benchSetup{h: h}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 128
+	s := &benchSetup{h: h, http: &http.Client{Transport: t}}
 	ctx := context.Background()
 	w := pipeline.NewWindow(h.clock.Now(), h.runner.Config.Retention.Days)
 	for hash, ref := range referencedCabs(tb, h.lake, h.clock.Now()) {
@@ -906,7 +911,7 @@ func (s *benchSetup) plainCopy(tb testing.TB, verify bool) {
 	for range s.h.runner.Config.Cabs.Concurrency {
 		wg.Go(func() {
 			for i := range work {
-				resp, err := http.Get(s.links[i])
+				resp, err := s.http.Get(s.links[i])
 				if err != nil {
 					failed.Add(1)
 					continue

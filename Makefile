@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseTimestamp -fuzztime 20s ./schema/
 	$(GO) test -run '^$$' -fuzz FuzzPartitionKeyRoundTrip -fuzztime 20s ./pipeline/
 	$(GO) test -run '^$$' -fuzz FuzzRowParser -fuzztime 20s ./pipeline/
+	$(GO) test -run '^$$' -fuzz FuzzRecordReaderMatchesCSV -fuzztime 20s -fuzzminimizetime 5s ./devcenter/
 
 # hdc-export run (cabs off) against DuckDB's partitioned COPY on the same
 # emulator report, each in its own process: wall time, rows/s, MB/s, peak

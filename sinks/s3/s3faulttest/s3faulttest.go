@@ -411,8 +411,11 @@ func abort(c net.Conn) {
 }
 
 // writeS3Error answers with an S3 XML error document. The request body is
-// not read: the store never sees the request.
+// read and dropped first (the store never sees the request): answering
+// before it, then closing, could reset the connection while the client is
+// still sending, and the client would see a reset instead of the error.
 func writeS3Error(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	_, _ = io.Copy(io.Discard, r.Body)
 	body := `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
 		`<Error><Code>` + code + `</Code><Message>` + message + `</Message>` +
 		`<Resource>` + html.EscapeString(r.URL.Path) + `</Resource>` +

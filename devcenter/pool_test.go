@@ -46,7 +46,10 @@ func TestDefaultClientKeepsItsConnections(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if n := conns.Load(); n > workers {
-		t.Errorf("%d calls in rounds of %d opened %d connections, want at most %d", workers*rounds, workers, n, workers)
+	// A connection is back in the pool a moment after its body's end, so
+	// a round may open one while the last round's are on their way back;
+	// Go's default (2 idle per host) opens about 6 per round, 120 in all.
+	if n := conns.Load(); n > 2*workers {
+		t.Errorf("%d calls in rounds of %d opened %d connections, want at most %d", workers*rounds, workers, n, 2*workers)
 	}
 }

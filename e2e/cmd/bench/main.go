@@ -10,8 +10,9 @@
 //     as hdc-export;
 //  4. runs `hdc-export run` (cabs off) against the emulator into a local lake;
 //  5. checks that both outputs hold the same rows per date, and prints
-//     wall time, rows/s, MB/s (of the report file) and peak RSS for each, with
-//     their ratios.
+//     wall time, rows/s, MB/s (of the report file) and peak RSS for each
+//     (medians), and the median of the runs' speed ratios (each run times
+//     the two sides back to back, in alternating order).
 //
 // Each side is a separate process measured from outside (wall clock and the
 // kernel's peak RSS from wait4), so neither side's figures include the other
@@ -107,27 +108,47 @@ func bench(bin, period string, rowsPerDay, runs int, dir string) error {
 	env := append(os.Environ(), "HDC_API_URL=http://"+addr, "HDC_TOKEN_URL=http://"+addr+"/demo-tenant/oauth2/token",
 		"HDC_CLIENT_SECRET=demo-secret", "HDC_CABS=off")
 
+	// The machine's speed drifts between runs, so each run pairs the two
+	// sides back to back, in alternating order, and the ratio reported is
+	// the median of the pairs' ratios.
 	var duck, hdc []sample
+	var ratios []float64
 	for i := range runs {
-		out := filepath.Join(dir, "duckdb")
-		os.RemoveAll(out)
-		s, err := measure(exec.Command(self, "-duckdb-copy", report, out, cutoff))
-		if err != nil {
-			return fmt.Errorf("duckdb: %w", err)
+		runDuck := func() error {
+			out := filepath.Join(dir, "duckdb")
+			os.RemoveAll(out)
+			s, err := measure(exec.Command(self, "-duckdb-copy", report, out, cutoff))
+			if err != nil {
+				return fmt.Errorf("duckdb: %w", err)
+			}
+			duck = append(duck, s)
+			return nil
 		}
-		duck = append(duck, s)
-
-		lake := filepath.Join(dir, "lake")
-		os.RemoveAll(lake)
-		cmd := exec.Command(bin, "run", "--config", cfg)
-		cmd.Env = append(env, "HDC_SINK_URL="+lake)
-		s, err = measure(cmd)
-		if err != nil {
-			return fmt.Errorf("hdc-export run: %w", err)
+		runHDC := func() error {
+			lake := filepath.Join(dir, "lake")
+			os.RemoveAll(lake)
+			cmd := exec.Command(bin, "run", "--config", cfg)
+			cmd.Env = append(env, "HDC_SINK_URL="+lake)
+			s, err := measure(cmd)
+			if err != nil {
+				return fmt.Errorf("hdc-export run: %w", err)
+			}
+			hdc = append(hdc, s)
+			return nil
 		}
-		hdc = append(hdc, s)
-		fmt.Fprintf(os.Stderr, "run %d/%d: duckdb %v %s, hdc-export %v %s\n", i+1, runs,
-			duck[i].wall.Round(time.Millisecond), mib(duck[i].rss), hdc[i].wall.Round(time.Millisecond), mib(hdc[i].rss))
+		first, second := runDuck, runHDC
+		if i%2 == 1 {
+			first, second = runHDC, runDuck
+		}
+		if err := first(); err != nil {
+			return err
+		}
+		if err := second(); err != nil {
+			return err
+		}
+		ratios = append(ratios, duck[i].wall.Seconds()/hdc[i].wall.Seconds())
+		fmt.Fprintf(os.Stderr, "run %d/%d: duckdb %v %s, hdc-export %v %s, speed %.2fx\n", i+1, runs,
+			duck[i].wall.Round(time.Millisecond), mib(duck[i].rss), hdc[i].wall.Round(time.Millisecond), mib(hdc[i].rss), ratios[i])
 	}
 	rows, err := sameRows(filepath.Join(dir, "duckdb"), filepath.Join(dir, "lake"))
 	if err != nil {
@@ -143,7 +164,9 @@ func bench(bin, period string, rowsPerDay, runs int, dir string) error {
 		sec := r.s.wall.Seconds()
 		fmt.Printf("%-12s %10s %12.0f %8.1f %10s\n", r.name, r.s.wall.Round(time.Millisecond), float64(rows)/sec, float64(size)/1e6/sec, mib(r.s.rss))
 	}
-	fmt.Printf("\nhdc-export / duckdb: speed %.2fx, peak RSS %.2fx\n", d.wall.Seconds()/h.wall.Seconds(), float64(h.rss)/float64(d.rss))
+	slices.Sort(ratios)
+	fmt.Printf("\nhdc-export / duckdb: speed %.2fx (median of the runs' ratios; %.2fx to %.2fx), peak RSS %.2fx\n",
+		ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1], float64(h.rss)/float64(d.rss))
 	return nil
 }
 

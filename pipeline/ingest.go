@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/schema"
@@ -54,6 +55,9 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 	case err != nil:
 		return res, fmt.Errorf("%s: read header: %w", file, scrubCSV(err))
 	default:
+		for i := range header { // its strings share memory with rows the layout must not keep alive
+			header[i] = strings.Clone(header[i])
+		}
 		if layout, err = schema.Bind(ds, header); err != nil {
 			return res, fmt.Errorf("%s: %w", file, err)
 		}

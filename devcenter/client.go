@@ -87,6 +87,7 @@ func (c Config) withDefaults() Config {
 	if c.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = idleConnsPerHost
+		t.MaxIdleConns = 2 * idleConnsPerHost // the default's 100 in all would cap the per-host pool
 		c.HTTPClient = &http.Client{Timeout: 5 * time.Minute, Transport: t}
 	}
 	return c

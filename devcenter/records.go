@@ -17,6 +17,11 @@ import (
 // split at the delimiter, and the fields of many such lines share one
 // string. A line that holds a quote, with whatever lines its quoted fields
 // span, is read by an encoding/csv reader. Field counts are not checked.
+//
+// One difference: a read error other than io.EOF ends the records for
+// good, and a partial line before it is dropped, where encoding/csv would
+// return that line's fields with the error and read on. Either way the
+// ingest fails the download on such an error.
 type RecordReader struct {
 	br    *bufio.Reader
 	comma byte

@@ -410,12 +410,16 @@ func abort(c net.Conn) {
 	_ = c.Close()
 }
 
-// writeS3Error answers with an S3 XML error document. The request body is
-// read and dropped first (the store never sees the request): answering
-// before it, then closing, could reset the connection while the client is
-// still sending, and the client would see a reset instead of the error.
+// writeS3Error answers with an S3 XML error document. The store never
+// sees the request. A body sent without "Expect: 100-continue" is read
+// and dropped first: answering before it, then closing, could reset the
+// connection while the client is still sending, and the client would see
+// a reset instead of the error. A client that expects 100-continue gets
+// the error before it sends the body, as from S3.
 func writeS3Error(w http.ResponseWriter, r *http.Request, status int, code, message string) {
-	_, _ = io.Copy(io.Discard, r.Body)
+	if r.Header.Get("Expect") == "" {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
 	body := `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
 		`<Error><Code>` + code + `</Code><Message>` + message + `</Message>` +
 		`<Resource>` + html.EscapeString(r.URL.Path) + `</Resource>` +

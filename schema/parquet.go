@@ -218,8 +218,11 @@ func (e *Encoder) Write(rows []parquet.Row) error {
 }
 
 // start chooses the encodings from the held rows, starts the file, and
-// writes them.
+// writes them; once the file is started it does nothing.
 func (e *Encoder) start() error {
+	if e.w != nil {
+		return nil
+	}
 	plain := plainColumns(e.l.Fields, e.sample, e.fileRows)
 	e.w = parquet.NewWriter(e.out, append([]parquet.WriterOption{parquetSchema(e.l.Dataset.View, e.l.Fields, plain)}, e.options...)...)
 	sample := e.sample
@@ -241,10 +244,8 @@ func (e *Encoder) write(rows []parquet.Row) error {
 
 // Flush ends the current row group, releasing its buffers.
 func (e *Encoder) Flush() error {
-	if e.w == nil {
-		if err := e.start(); err != nil {
-			return err
-		}
+	if err := e.start(); err != nil {
+		return err
 	}
 	if err := e.w.Flush(); err != nil {
 		return fmt.Errorf("flush parquet row group: %w", err)
@@ -259,10 +260,8 @@ func (e *Encoder) Rows() int64 { return e.rows }
 // Close flushes the last row group and writes the footer. It does not close
 // the underlying writer.
 func (e *Encoder) Close() error {
-	if e.w == nil {
-		if err := e.start(); err != nil {
-			return err
-		}
+	if err := e.start(); err != nil {
+		return err
 	}
 	if err := e.w.Close(); err != nil {
 		return fmt.Errorf("close parquet file: %w", err)

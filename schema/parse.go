@@ -18,16 +18,34 @@ var (
 )
 
 // epochDays converts a civil date to days since 1970-01-01, checking that
-// the date exists.
+// the date exists. It is Howard Hinnant's days_from_civil: time.Date did
+// the same several times slower, and every row has a date or two.
 func epochDays(y, m, d int) (int32, bool) {
-	if y < 1 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31 {
+	if y < 1 || y > 9999 || m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
 		return 0, false
 	}
-	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
-	if t.Day() != d {
-		return 0, false
+	if m <= 2 {
+		y-- // the year starts in March, so that Feb 29 is its last day
 	}
-	return int32(t.Unix() / 86400), true
+	era := y / 400
+	yoe := y - era*400                  // [0, 399]
+	doy := (153*((m+9)%12)+2)/5 + d - 1 // [0, 365], from March 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int32(era*146097 + doe - 719468), true
+}
+
+// daysIn returns the number of days in month m of year y.
+func daysIn(y, m int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // digits parses s as an unsigned decimal of 1..9 digits.
@@ -143,8 +161,14 @@ func fastTimestamp(s string) (int64, bool) {
 	if len(s) != 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
 		return 0, false
 	}
-	days, err := ParseDate(s[:10])
-	if err != nil {
+	y, ok1 := digits(s[:4])
+	m, ok2 := digits(s[5:7])
+	d, ok3 := digits(s[8:10])
+	if !ok1 || !ok2 || !ok3 {
+		return 0, false
+	}
+	days, ok := epochDays(y, m, d)
+	if !ok {
 		return 0, false
 	}
 	h, ok1 := digits(s[11:13])

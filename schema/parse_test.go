@@ -88,10 +88,34 @@ func FuzzParseDate(f *testing.F) {
 }
 
 func FuzzParseTimestamp(f *testing.F) {
-	for _, s := range []string{"2017-02-14 01:04:55", "2/14/2017 1:04:55 PM", "2017-02-14T01:04:55.683Z", ""} {
+	for _, s := range []string{"2017-02-14 01:04:55", "2016-02-29T23:59:59", "2017-02-29 01:04:55", "0001-01-01 00:00:00", "2/14/2017 1:04:55 PM", "2017-02-14T01:04:55.683Z", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		_, _ = ParseTimestamp(s) // must not panic
+		// The fast path agrees with the time package on what it accepts.
+		if ms, ok := fastTimestamp(s); ok {
+			tm, err := time.ParseInLocation("2006-01-02 15:04:05", s[:10]+" "+s[11:], time.UTC)
+			if err != nil || tm.UnixMilli() != ms {
+				t.Fatalf("fastTimestamp(%q) = %d; time.Parse gives %d, %v", s, ms, tm.UnixMilli(), err)
+			}
+		}
 	})
+}
+
+// TestEpochDaysMatchesTime checks every year, month and day, valid or not,
+// against the time package.
+func TestEpochDaysMatchesTime(t *testing.T) {
+	for y := 0; y <= 10000; y++ {
+		for m := 0; m <= 13; m++ {
+			for d := 0; d <= 32; d++ {
+				got, ok := epochDays(y, m, d)
+				tm := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
+				wantOK := y >= 1 && y <= 9999 && m >= 1 && m <= 12 && tm.Day() == d && int(tm.Month()) == m
+				if ok != wantOK || ok && int64(got) != tm.Unix()/86400 {
+					t.Fatalf("epochDays(%d, %d, %d) = %d, %v; want %d, %v", y, m, d, got, ok, tm.Unix()/86400, wantOK)
+				}
+			}
+		}
+	}
 }

@@ -52,3 +52,13 @@ func BenchmarkDecodeRow(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512*len(header)), "ns/value")
 }
+
+// BenchmarkParseTimestamp measures the common timestamp form (go test -run
+// '^$' -bench ParseTimestamp ./schema/).
+func BenchmarkParseTimestamp(b *testing.B) {
+	for b.Loop() {
+		if _, err := ParseTimestamp("2026-11-01 10:00:00"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

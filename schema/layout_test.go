@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 )
 
 func TestBindHeaders(t *testing.T) {
@@ -276,5 +277,35 @@ func TestRepeatsAcrossTheFileKeepADictionary(t *testing.T) {
 	}
 	if k := distinct(1024, 1024); !math.IsInf(k, 1) {
 		t.Errorf("distinct(1024, 1024) = %v, want +Inf", k)
+	}
+}
+
+// TestColumnsWithoutDictionaryCompressFast checks which columns get zstd's
+// fastest level: those without a dictionary, and only when the file is zstd.
+func TestColumnsWithoutDictionaryCompressFast(t *testing.T) {
+	l, err := Bind(IHVDriver, []string{"FailureDate", "DeviceId", "Market", "EventCount"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := []bool{false, true, false, false}
+	for _, fast := range []bool{true, false} {
+		var codec compress.Codec
+		if fast {
+			codec = zstdFastCodec
+		}
+		s := parquetSchema("v", l.Fields, plain, codec)
+		for _, f := range l.Fields {
+			col, ok := s.Lookup(f.Name)
+			if !ok {
+				t.Fatalf("no column %s", f.Name)
+			}
+			want := codec
+			if f.Name == "market" { // the dictionary column keeps the file's codec
+				want = nil
+			}
+			if got := col.Node.Compression(); got != want {
+				t.Errorf("fast %v: %s compressed with %v, want %v", fast, f.Name, got, want)
+			}
+		}
 	}
 }

@@ -291,7 +291,7 @@ func TestColumnsWithoutDictionaryCompressFast(t *testing.T) {
 	for _, fast := range []bool{true, false} {
 		var codec compress.Codec
 		if fast {
-			codec = zstdFastCodec
+			codec = zstdFast
 		}
 		s := parquetSchema("v", l.Fields, plain, codec)
 		for _, f := range l.Fields {

@@ -67,29 +67,67 @@ func (r *RecordReader) Read() ([]string, error) { return r.Append(nil) }
 
 // Append is Read, appending the record's fields to dst.
 func (r *RecordReader) Append(dst []string) ([]string, error) {
-	if r.next == len(r.ends) && !r.quoted && r.err == nil {
-		r.fill()
-	}
-	if r.next < len(r.ends) {
-		start := 0
-		if r.next > 0 {
-			start = r.ends[r.next-1]
-		}
-		s := r.chunk[start:r.ends[r.next]]
-		r.recLine = r.lines[r.next]
-		r.next++
-		for {
-			i := strings.IndexByte(s, r.comma)
-			if i < 0 {
-				return append(dst, s), nil
-			}
-			dst, s = append(dst, s[:i]), s[i+1:]
-		}
+	if line, ok := r.Unsplit(); ok {
+		return AppendFields(dst, line, r.comma), nil
 	}
 	if r.quoted {
 		return r.readQuoted(dst)
 	}
 	return dst, r.err
+}
+
+// Unsplit returns the next record unsplit, if it is a line without a
+// quote character: its fields are the line's parts between delimiters (see
+// AppendFields). Otherwise ok is false and nothing is read: the next
+// record, one with quotes, or the error or io.EOF, is Append's. Unsplit
+// lets a caller split lines in another goroutine, or look at one field
+// only (Field).
+func (r *RecordReader) Unsplit() (line string, ok bool) {
+	if r.next == len(r.ends) && !r.quoted && r.err == nil {
+		r.fill()
+	}
+	if r.next == len(r.ends) {
+		return "", false
+	}
+	start := 0
+	if r.next > 0 {
+		start = r.ends[r.next-1]
+	}
+	line = r.chunk[start:r.ends[r.next]]
+	r.recLine = r.lines[r.next]
+	r.next++
+	return line, true
+}
+
+// Comma returns the delimiter.
+func (r *RecordReader) Comma() byte { return r.comma }
+
+// AppendFields appends the fields of a line from Unsplit, split at comma,
+// to dst. The fields share the line's memory.
+func AppendFields(dst []string, line string, comma byte) []string {
+	for {
+		i := strings.IndexByte(line, comma)
+		if i < 0 {
+			return append(dst, line)
+		}
+		dst, line = append(dst, line[:i]), line[i+1:]
+	}
+}
+
+// Field returns field n (from 0) of a line from Unsplit, and false if the
+// line has fewer fields.
+func Field(line string, comma byte, n int) (string, bool) {
+	for range n {
+		i := strings.IndexByte(line, comma)
+		if i < 0 {
+			return "", false
+		}
+		line = line[i+1:]
+	}
+	if i := strings.IndexByte(line, comma); i >= 0 {
+		line = line[:i]
+	}
+	return line, true
 }
 
 // Line returns the line on which the last record began, counting from 1.

@@ -149,6 +149,8 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 	batches, free := make(chan *recordBatch, 4), make(chan *recordBatch, 5)
 	go readRecords(ctx, cr, batches, free)
 	var buf []byte
+	var fields []string // of the record being typed, if it came unsplit
+	comma, di := cr.Comma(), layout.DateIndex()
 	n := 0
 	for batch := range batches {
 		for _, rec := range batch.recs {
@@ -156,17 +158,30 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 				r.progress("%s: %d rows read", file, n)
 			}
 			n++
-			pe, bad := badRecord(rec.err)
-			switch {
-			case errors.Is(rec.err, io.EOF):
-				return nil
-			case bad:
-				if err := r.badRow(c, file, sp, first, w, j, &schema.FieldError{Line: pe.StartLine, Err: pe.Err}, nil, layout); err != nil {
-					return err
+			// A record dropped for its date alone is not typed, nor even
+			// split if it came unsplit.
+			if rec.unsplit {
+				if date, ok := devcenter.Field(rec.raw, comma, di); di >= 0 && ok && dropByDate(c, date, w, j) {
+					continue
 				}
-				continue
-			case rec.err != nil:
-				return fmt.Errorf("%s: read: %w", file, scrubCSV(rec.err))
+				fields = devcenter.AppendFields(fields[:0], rec.raw, comma)
+				rec.fields = fields
+			} else {
+				pe, bad := badRecord(rec.err)
+				switch {
+				case errors.Is(rec.err, io.EOF):
+					return nil
+				case bad:
+					if err := r.badRow(c, file, sp, first, w, j, &schema.FieldError{Line: pe.StartLine, Err: pe.Err}, nil, layout); err != nil {
+						return err
+					}
+					continue
+				case rec.err != nil:
+					return fmt.Errorf("%s: read: %w", file, scrubCSV(rec.err))
+				}
+				if di >= 0 && di < len(rec.fields) && dropByDate(c, rec.fields[di], w, j) {
+					continue
+				}
 			}
 			var d int32
 			var err error
@@ -208,6 +223,26 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 	return ctx.Err() // the reader stopped early: the context ended
 }
 
+// dropByDate reports whether a record is dropped for its failure date
+// alone: a date outside the window (counted in c.TooOld) or owned by a
+// newer run (c.Superseded). It decides as split and badRow would after
+// typing the whole record, good or bad, when the date parses; a record
+// without a readable date is left to them.
+func dropByDate(c *Commit, date string, w Window, j job) bool {
+	d, err := schema.ParseDate(date)
+	switch {
+	case err != nil:
+		return false
+	case !w.Contains(Date(d)):
+		c.TooOld++
+		return true
+	case !j.owns[Date(d)]:
+		c.Superseded++
+		return true
+	}
+	return false
+}
+
 // badRecord reports whether err is a CSV error about one record (a bad
 // quote, say), after which the reader goes on, rather than the file
 // breaking off.
@@ -220,11 +255,15 @@ func badRecord(err error) (*csv.ParseError, bool) {
 }
 
 // csvRecord is one read of a report's records: a record and its line, or
-// an error (io.EOF last).
+// an error (io.EOF last). A record without quotes comes unsplit, as raw
+// (see devcenter.RecordReader.Unsplit), so that the reading goroutine
+// does not split lines the split goroutine drops for their date.
 type csvRecord struct {
-	fields []string
-	line   int
-	err    error
+	fields  []string
+	raw     string
+	unsplit bool
+	line    int
+	err     error
 }
 
 // recordBatch is records handed over at once; their fields share one
@@ -253,13 +292,19 @@ func readRecords(ctx context.Context, cr *devcenter.RecordReader, out chan<- *re
 				batch = &recordBatch{recs: make([]csvRecord, 0, readBatch)}
 			}
 		}
-		start := len(batch.fields)
-		var err error
-		batch.fields, err = cr.Append(batch.fields)
-		end := len(batch.fields)
-		batch.recs = append(batch.recs, csvRecord{fields: batch.fields[start:end:end], line: cr.Line(), err: err})
-		_, bad := badRecord(err)
-		last := err != nil && !bad
+		var rec csvRecord
+		if raw, ok := cr.Unsplit(); ok {
+			rec = csvRecord{raw: raw, unsplit: true, line: cr.Line()}
+		} else {
+			start := len(batch.fields)
+			var err error
+			batch.fields, err = cr.Append(batch.fields)
+			end := len(batch.fields)
+			rec = csvRecord{fields: batch.fields[start:end:end], line: cr.Line(), err: err}
+		}
+		batch.recs = append(batch.recs, rec)
+		_, bad := badRecord(rec.err)
+		last := rec.err != nil && !bad
 		if len(batch.recs) == readBatch || last {
 			select {
 			case out <- batch:

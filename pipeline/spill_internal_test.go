@@ -3,12 +3,16 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/schema"
 )
 
@@ -178,4 +182,67 @@ func TestSpillEncodeReturnsWhenCancelled(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("encode did not return after cancellation")
 	}
+}
+
+// TestSplitCountsEveryRow: each row of a report is counted once, as kept,
+// bad, outside the window or superseded, by its date whether or not the
+// rest of it types; only bad rows of owned dates are quarantined.
+func TestSplitCountsEveryRow(t *testing.T) {
+	w := Window{First: mustDate(t, "2026-11-10")}
+	j := job{owns: map[Date]bool{mustDate(t, "2026-11-10"): true, mustDate(t, "2026-11-11"): true}}
+	// 2026-11-12 is in the window but a newer run owns it.
+	report := strings.Join([]string{
+		"FailureDate\tEventCount\tOEMName",
+		"2026-11-10\t1\ta",    // kept
+		"2026-11-11\t2\tb",    // kept
+		"2026-11-11\tmany\tc", // bad: quarantined
+		"2026-11-11\t3",       // bad (field count): quarantined
+		"someday\t4\td",       // bad date: quarantined under the run's first date
+		"2026-11-09\t5\te",    // too old
+		"2026-11-01\tmany\tf", // too old, bad or not
+		"2026-11-02\t6",       // too old, field count or not
+		"2026-11-12\t7\tg",    // superseded
+		"2026-11-12\tmany\th", // superseded, bad or not
+		"2026-11-12",          // superseded, field count or not
+	}, "\n") + "\n"
+	cr, err := devcenter.NewReportReader(strings.NewReader(report))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, _ := cr.Read()
+	l, err := schema.Bind(schema.OEMDriver, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := newSpill(t.TempDir(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	r := &Runner{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	var c Commit
+	if err := r.split(t.Context(), cr, "test", l, sp, j, w, w.First, &c); err != nil {
+		t.Fatal(err)
+	}
+	want := Commit{Rows: 2, Bad: 3, TooOld: 3, Superseded: 3}
+	if c.Rows != want.Rows || c.Bad != want.Bad || c.TooOld != want.TooOld || c.Superseded != want.Superseded {
+		t.Errorf("rows %d, bad %d, too old %d, superseded %d; want %d, %d, %d, %d",
+			c.Rows, c.Bad, c.TooOld, c.Superseded, want.Rows, want.Bad, want.TooOld, want.Superseded)
+	}
+	quarantined := map[string]int64{}
+	for d, q := range sp.quarantined {
+		quarantined[d.String()] = q.rows
+	}
+	if len(quarantined) != 2 || quarantined["2026-11-11"] != 2 || quarantined["2026-11-10"] != 1 {
+		t.Errorf("quarantined per date: %v; want 2026-11-11: 2, 2026-11-10: 1", quarantined)
+	}
+}
+
+func mustDate(t *testing.T, s string) Date {
+	t.Helper()
+	d, err := ParseDate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

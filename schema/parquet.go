@@ -149,8 +149,8 @@ type EncoderOptions struct {
 var (
 	zstdDefault = newZstdCodec(zstd.SpeedDefault)
 	zstdFast    = newZstdCodec(zstd.SpeedFastest)
-	snappyCodec   = &snappy.Codec{}
-	noCodec       = &uncompressed.Codec{}
+	snappyCodec = &snappy.Codec{}
+	noCodec     = &uncompressed.Codec{}
 )
 
 // Codec returns the compression codec for a name, or an error naming the

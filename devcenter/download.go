@@ -108,7 +108,7 @@ func NewReportReader(r io.Reader) (*RecordReader, error) {
 	if i := bytes.IndexByte(head, '\n'); i >= 0 {
 		head = head[:i]
 	}
-	return newRecordReader(tr, sniffDelimiter(head)), nil
+	return newRecordReader(tr, sniffDelimiter(head), blockSize), nil
 }
 
 // sniffDelimiter picks the most frequent candidate in the header line; tab

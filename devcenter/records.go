@@ -1,12 +1,12 @@
 package devcenter
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"errors"
 	"io"
 	"strings"
+	"unsafe"
 )
 
 // RecordReader reads the records of a report file (see NewReportReader)
@@ -14,28 +14,30 @@ import (
 // *csv.ParseError values with the same line numbers, the same skipped
 // empty lines and CRLF handling. It is faster on the lines that make up
 // nearly all of a report: a line without a quote character is one record,
-// split at the delimiter, and the fields of many such lines share one
-// string. A line that holds a quote, with whatever lines its quoted fields
-// span, is read by an encoding/csv reader. Field counts are not checked.
+// split at the delimiter, and its fields point into the block the file
+// was read into, with no copy. A line that holds a quote, with whatever
+// lines its quoted fields span, is read by an encoding/csv reader. Field
+// counts are not checked.
 //
 // One difference: a read error other than io.EOF ends the records for
 // good, and a partial line before it is dropped, where encoding/csv would
 // return that line's fields with the error and read on. Either way the
 // ingest fails the download on such an error.
 type RecordReader struct {
-	br    *bufio.Reader
+	src   io.Reader
 	comma byte
-	line  int   // physical lines read from br so far
-	err   error // the read error that ended the file (io.EOF at the end)
+	line  int   // physical lines read so far
+	err   error // the error that ended the records (io.EOF at the end)
 
-	// Lines without quotes, read ahead: chunk holds them back to back,
-	// ends[i] is where line i ends in it, and lines[i] its line number.
-	chunk string
-	ends  []int
-	lines []int
-	next  int // the next line of the chunk to return
-	raw   []byte
-	long  []byte // a line longer than br's buffer
+	// The file is read into blocks of about blockSize bytes. The bytes of
+	// a block never change once read, because the strings of the records
+	// point into them: a block is only appended to, and the unread end of
+	// one moves to a new block. block[pos:] is unread; no line ends in
+	// block[pos:scan].
+	block     []byte
+	pos, scan int
+	blockSize int
+	srcErr    error // the error after the bytes in block (io.EOF at the end)
 
 	// A line with a quote goes to cr, which reads it, and any lines its
 	// quoted fields continue on, through feed, one line per Read.
@@ -46,12 +48,12 @@ type RecordReader struct {
 	recLine int // the line the last record began on
 }
 
-// chunkBytes is how many bytes of lines a chunk gathers before it becomes
-// one string.
-const chunkBytes = 64 << 10
+// blockSize is the usual size of a block; a longer line gets a block of
+// its own.
+const blockSize = 256 << 10
 
-func newRecordReader(br *bufio.Reader, comma rune) *RecordReader {
-	r := &RecordReader{br: br, comma: byte(comma)}
+func newRecordReader(src io.Reader, comma rune, size int) *RecordReader {
+	r := &RecordReader{src: src, comma: byte(comma), blockSize: size}
 	r.feed.r = r
 	r.cr = csv.NewReader(&r.feed)
 	r.cr.Comma = comma
@@ -83,20 +85,30 @@ func (r *RecordReader) Append(dst []string) ([]string, error) {
 // lets a caller split lines in another goroutine, or look at one field
 // only (Field).
 func (r *RecordReader) Unsplit() (line string, ok bool) {
-	if r.next == len(r.ends) && !r.quoted && r.err == nil {
-		r.fill()
+	for !r.quoted && r.err == nil {
+		b, err := r.readLine()
+		if err != nil && !(errors.Is(err, io.EOF) && len(b) > 0) {
+			r.err = err // a partial line before another error is dropped
+			break
+		}
+		if bytes.IndexByte(b, '"') >= 0 {
+			r.quoted = true
+			r.feed.pending = append(r.feed.pending[:0], b...)
+			break
+		}
+		if err != nil {
+			r.err = err
+		}
+		// As encoding/csv: CRLF ends a line like LF, a CR before the end
+		// of the file is dropped, and an empty line is no record.
+		b = bytes.TrimSuffix(b, []byte{'\n'})
+		b = bytes.TrimSuffix(b, []byte{'\r'})
+		if len(b) > 0 {
+			r.recLine = r.line
+			return unsafe.String(&b[0], len(b)), true // the block's bytes never change
+		}
 	}
-	if r.next == len(r.ends) {
-		return "", false
-	}
-	start := 0
-	if r.next > 0 {
-		start = r.ends[r.next-1]
-	}
-	line = r.chunk[start:r.ends[r.next]]
-	r.recLine = r.lines[r.next]
-	r.next++
-	return line, true
+	return "", false
 }
 
 // Comma returns the delimiter.
@@ -133,54 +145,46 @@ func Field(line string, comma byte, n int) (string, bool) {
 // Line returns the line on which the last record began, counting from 1.
 func (r *RecordReader) Line() int { return r.recLine }
 
-// fill reads lines into a new chunk until it has chunkBytes of them, a
-// line with a quote (left for cr), or the end of the file.
-func (r *RecordReader) fill() {
-	r.raw, r.ends, r.lines, r.next = r.raw[:0], r.ends[:0], r.lines[:0], 0
-	for len(r.raw) < chunkBytes {
-		line, err := r.readLine()
-		if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
-			r.err = err // a partial line before another error is dropped
-			break
+// readLine returns the next line with its line end, or what is left
+// before the read error that ends the file, and counts it. The line points
+// into the current block.
+func (r *RecordReader) readLine() ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(r.block[r.scan:], '\n'); i >= 0 {
+			line := r.block[r.pos : r.scan+i+1]
+			r.pos += len(line)
+			r.scan = r.pos
+			r.line++
+			return line, nil
 		}
-		if bytes.IndexByte(line, '"') >= 0 {
-			r.quoted = true
-			r.feed.pending = append(r.feed.pending[:0], line...)
-			break
+		r.scan = len(r.block)
+		if r.srcErr != nil {
+			line := r.block[r.pos:]
+			r.pos = len(r.block)
+			if len(line) > 0 {
+				r.line++
+			}
+			return line, r.srcErr
 		}
-		// As encoding/csv: CRLF ends a line like LF, a CR before the end
-		// of the file is dropped, and an empty line is no record.
-		line = bytes.TrimSuffix(line, []byte{'\n'})
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) > 0 {
-			r.raw = append(r.raw, line...)
-			r.ends = append(r.ends, len(r.raw))
-			r.lines = append(r.lines, r.line)
-		}
-		if err != nil {
-			r.err = err
-			break
-		}
+		r.read()
 	}
-	r.chunk = string(r.raw)
 }
 
-// readLine reads one line from br, with its line end, and counts it. The
-// line is valid until the next read.
-func (r *RecordReader) readLine() ([]byte, error) {
-	line, err := r.br.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		r.long = append(r.long[:0], line...)
-		for errors.Is(err, bufio.ErrBufferFull) {
-			line, err = r.br.ReadSlice('\n')
-			r.long = append(r.long, line...)
-		}
-		line = r.long
+// read appends what one Read of src gives to the block. When the block has
+// less than a quarter of blockSize left, the unread bytes move to a new
+// block, twice their size if they are more than half a block.
+func (r *RecordReader) read() {
+	if cap(r.block)-len(r.block) < r.blockSize/4 {
+		rest := r.block[r.pos:]
+		block := make([]byte, len(rest), max(r.blockSize, 2*len(rest)))
+		copy(block, rest)
+		r.block, r.scan, r.pos = block, r.scan-r.pos, 0
 	}
-	if len(line) > 0 {
-		r.line++
+	n, err := r.src.Read(r.block[len(r.block):cap(r.block)])
+	r.block = r.block[:len(r.block)+n]
+	if err != nil {
+		r.srcErr = err
 	}
-	return line, err
 }
 
 // readQuoted reads the record that starts at the pending quoted line with
@@ -204,7 +208,7 @@ func (r *RecordReader) readQuoted(dst []string) ([]string, error) {
 	return append(dst, rec...), err
 }
 
-// lineFeed gives cr the pending line, then further lines of br, at most
+// lineFeed gives cr the pending line, then further lines of the file, at most
 // one line per Read, so that cr never reads beyond the record it parses.
 type lineFeed struct {
 	r       *RecordReader
@@ -219,7 +223,7 @@ func (f *lineFeed) Read(p []byte) (int, error) {
 			return 0, f.err
 		}
 		line, err := f.r.readLine()
-		f.pending = append(f.pending[:0], line...)
+		f.pending = append(f.pending[:0], line...) // a copy: cr may keep it
 		f.err = err
 		if len(f.pending) == 0 {
 			return 0, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -29,15 +30,18 @@ type RecordReader struct {
 	line  int   // physical lines read so far
 	err   error // the error that ended the records (io.EOF at the end)
 
-	// The file is read into blocks of about blockSize bytes. The bytes of
-	// a block never change once read, because the strings of the records
-	// point into them: a block is only appended to, and the unread end of
-	// one moves to a new block. block[pos:] is unread; no line ends in
-	// block[pos:scan].
+	// The file is read in blocks of blockSize bytes, whose bytes never
+	// change once read, because the strings of the records point into
+	// them. block[pos:] is unread, and no line ends in block[pos:scan]. A
+	// line that runs on into the next block is gathered in joining, a
+	// buffer of its own. With ReadAhead, a goroutine reads the blocks and
+	// hands them over through blocks.
 	block     []byte
 	pos, scan int
+	joining   []byte
 	blockSize int
 	srcErr    error // the error after the bytes in block (io.EOF at the end)
+	blocks    chan readBlock
 
 	// A line with a quote goes to cr, which reads it, and any lines its
 	// quoted fields continue on, through feed, one line per Read.
@@ -48,9 +52,19 @@ type RecordReader struct {
 	recLine int // the line the last record began on
 }
 
-// blockSize is the usual size of a block; a longer line gets a block of
-// its own.
+// blockSize is the size of a block.
 const blockSize = 256 << 10
+
+// readBlock is a block read from the file, and the error that ended the
+// read, if any.
+type readBlock struct {
+	b   []byte
+	err error
+}
+
+// errStopped is what the records end with when they are read after
+// ReadAhead's stop.
+var errStopped = errors.New("report reader stopped")
 
 func newRecordReader(src io.Reader, comma rune, size int) *RecordReader {
 	r := &RecordReader{src: src, comma: byte(comma), blockSize: size}
@@ -146,45 +160,86 @@ func Field(line string, comma byte, n int) (string, bool) {
 func (r *RecordReader) Line() int { return r.recLine }
 
 // readLine returns the next line with its line end, or what is left
-// before the read error that ends the file, and counts it. The line points
-// into the current block.
+// before the read error that ends the file, and counts it. The line's
+// bytes never change.
 func (r *RecordReader) readLine() ([]byte, error) {
 	for {
 		if i := bytes.IndexByte(r.block[r.scan:], '\n'); i >= 0 {
-			line := r.block[r.pos : r.scan+i+1]
-			r.pos += len(line)
-			r.scan = r.pos
+			end := r.scan + i + 1
+			line := r.block[r.pos:end]
+			if r.joining != nil {
+				line, r.joining = append(r.joining, line...), nil
+			}
+			r.pos, r.scan = end, end
 			r.line++
 			return line, nil
 		}
-		r.scan = len(r.block)
+		rest := r.block[r.pos:]
+		if r.joining != nil || len(rest) > 0 {
+			r.joining = append(r.joining, rest...) // the line runs on
+		}
 		if r.srcErr != nil {
-			line := r.block[r.pos:]
-			r.pos = len(r.block)
+			line := r.joining
+			r.joining, r.pos, r.scan = nil, len(r.block), len(r.block)
 			if len(line) > 0 {
 				r.line++
 			}
 			return line, r.srcErr
 		}
-		r.read()
+		next := r.next()
+		r.block, r.pos, r.scan, r.srcErr = next.b, 0, 0, next.err
 	}
 }
 
-// read appends what one Read of src gives to the block. When the block has
-// less than a quarter of blockSize left, the unread bytes move to a new
-// block, twice their size if they are more than half a block.
-func (r *RecordReader) read() {
-	if cap(r.block)-len(r.block) < r.blockSize/4 {
-		rest := r.block[r.pos:]
-		block := make([]byte, len(rest), max(r.blockSize, 2*len(rest)))
-		copy(block, rest)
-		r.block, r.scan, r.pos = block, r.scan-r.pos, 0
+// next returns the next block of the file.
+func (r *RecordReader) next() readBlock {
+	if r.blocks == nil {
+		return r.fetch()
 	}
-	n, err := r.src.Read(r.block[len(r.block):cap(r.block)])
-	r.block = r.block[:len(r.block)+n]
-	if err != nil {
-		r.srcErr = err
+	if b, ok := <-r.blocks; ok {
+		return b
 	}
+	return readBlock{err: errStopped}
+}
+
+// fetch reads a new block from the file: blockSize bytes, or fewer before
+// an error.
+func (r *RecordReader) fetch() readBlock {
+	b := make([]byte, r.blockSize)
+	n := 0
+	var err error
+	for n < len(b) && err == nil {
+		var k int
+		k, err = r.src.Read(b[n:])
+		n += k
+	}
+	return readBlock{b[:n], err}
+}
+
+// ReadAhead makes a goroutine of its own read the file, a few blocks ahead
+// of the records, so that reading (the download, its decompression)
+// overlaps parsing. Call stop when done with the records: the goroutine
+// ends once stopped and its read returns, so close the file after stop
+// if a read may hang. Call ReadAhead once, before any record is read.
+func (r *RecordReader) ReadAhead() (stop func()) {
+	blocks, done := make(chan readBlock, 2), make(chan struct{})
+	r.blocks = blocks
+	go func() {
+		defer close(blocks)
+		for {
+			b := r.fetch()
+			select {
+			case blocks <- b:
+			case <-done:
+				return
+			}
+			if b.err != nil {
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }
 
 // readQuoted reads the record that starts at the pending quoted line with

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // FuzzRecordReaderMatchesCSV: on any input, with any of the sniffed
@@ -39,6 +41,8 @@ func FuzzRecordReaderMatchesCSV(f *testing.F) {
 	} {
 		f.Add(s, byte(0), false)
 		f.Add(s, byte(1), true)
+		f.Add(s, byte(4), false) // read ahead
+		f.Add(s, byte(5), true)
 	}
 	f.Fuzz(func(t *testing.T, data string, delim byte, small bool) {
 		comma := []rune{'\t', ',', ';', '|'}[delim%4]
@@ -50,6 +54,10 @@ func FuzzRecordReaderMatchesCSV(f *testing.F) {
 			src, size = iotest.OneByteReader(src), 16
 		}
 		got := newRecordReader(src, comma, size)
+		if delim&4 != 0 {
+			stop := got.ReadAhead()
+			defer stop()
+		}
 		for i := 0; ; i++ {
 			wrec, werr := want.Read()
 			// Odd records are taken through Unsplit when they can be,
@@ -112,6 +120,26 @@ func TestRecordReaderReadError(t *testing.T) {
 		}
 		if _, again := r.Read(); !errors.Is(again, boom) {
 			t.Errorf("%q: read after the error: %v", data, again)
+		}
+	}
+}
+
+// TestReadAheadStops: after stop, and the file's close ending a read that
+// hung, the reading goroutine is gone.
+func TestReadAheadStops(t *testing.T) {
+	before := runtime.NumGoroutine()
+	pr, pw := io.Pipe()
+	go pw.Write([]byte(strings.Repeat("a\tb\n", 100))) // then the pipe hangs
+	r := newRecordReader(pr, '\t', 64)
+	stop := r.ReadAhead()
+	if rec, err := r.Read(); err != nil || len(rec) != 2 {
+		t.Fatalf("first record %q, %v", rec, err)
+	}
+	stop()
+	pr.Close()
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before", runtime.NumGoroutine(), before)
 		}
 	}
 }

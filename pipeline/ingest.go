@@ -46,6 +46,7 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 	if err != nil {
 		return res, err
 	}
+	defer cr.ReadAhead()() // before body.Close, which ends a read that hangs
 	file := fmt.Sprintf("report %d run %s", reportID, run)
 
 	var layout *schema.Layout
@@ -140,9 +141,10 @@ func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devce
 // file. Rows of dates outside the window or owned by a newer run are
 // counted and dropped. Rows that do not parse are quarantined under their
 // failure date, or under first (the oldest date the run covers; an undated
-// report's only date) when the date itself is unreadable; the first error is logged by line and column,
-// never by value. Reading (download, decompression, CSV) runs in its own
-// goroutine, so it overlaps typing and spilling.
+// report's only date) when the date itself is unreadable; the first error
+// is logged by line and column, never by value. Three goroutines overlap:
+// the download and its decompression (the reader's read-ahead), finding
+// the records (readRecords), and typing and spilling them (split).
 func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file string, layout *schema.Layout, sp *spill, j job, w Window, first Date, c *Commit) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -94,10 +94,10 @@ func (r *RecordReader) Append(dst []string) ([]string, error) {
 
 // Unsplit returns the next record unsplit, if it is a line without a
 // quote character: its fields are the line's parts between delimiters (see
-// AppendFields). Otherwise ok is false and nothing is read: the next
-// record, one with quotes, or the error or io.EOF, is Append's. Unsplit
-// lets a caller split lines in another goroutine, or look at one field
-// only (Field).
+// AppendFields). Otherwise ok is false, and the next record (one with
+// quotes), or the error or io.EOF that ends the file, is left for Append.
+// Unsplit lets a caller split lines in another goroutine, or look at one
+// field only (Field).
 func (r *RecordReader) Unsplit() (line string, ok bool) {
 	for !r.quoted && r.err == nil {
 		b, err := r.readLine()

@@ -20,15 +20,7 @@ import (
 // date, as verified Parquet files holding exactly those rows in order, cut
 // into row groups by spilled bytes; the rows files are gone afterwards.
 func TestSpillEncodesEveryRow(t *testing.T) {
-	l, err := schema.Bind(schema.OEMDriver, []string{"FailureDate", "EventCount", "OEMName"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := newSpill(t.TempDir(), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	l, sp := testSpill(t, "FailureDate", "EventCount", "OEMName")
 	sp.groupBytes = 64 << 10
 	const dates, rows = 7, 50_000
 	d0, _ := ParseDate("2026-11-01")
@@ -46,7 +38,7 @@ func TestSpillEncodesEveryRow(t *testing.T) {
 	}
 	seen := map[Date]bool{}
 	total := int64(0)
-	err = sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d Date, p *spillPart) error {
+	err := sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d Date, p *spillPart) error {
 		seen[d] = true
 		if err := l.Verify(p.f, p.rows); err != nil {
 			return err
@@ -77,12 +69,7 @@ func TestSpillEncodesEveryRow(t *testing.T) {
 // that error, and no worker is left behind (the race detector and the
 // test's own exit would show one).
 func TestSpillEncodeStopsAtFirstError(t *testing.T) {
-	l, _ := schema.Bind(schema.OEMDriver, []string{"FailureDate"})
-	sp, err := newSpill(t.TempDir(), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	l, sp := testSpill(t, "FailureDate")
 	d0, _ := ParseDate("2026-11-01")
 	for i := range 20 {
 		row, _, _ := l.AppendRow(nil, []string{(d0 + Date(i)).String()}, 2)
@@ -92,7 +79,7 @@ func TestSpillEncodeStopsAtFirstError(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	calls := 0
-	err = sp.encode(context.Background(), sp.dates(), 3, schema.EncoderOptions{}, func(Date, *spillPart) error {
+	err := sp.encode(context.Background(), sp.dates(), 3, schema.EncoderOptions{}, func(Date, *spillPart) error {
 		calls++
 		return boom
 	})
@@ -105,12 +92,7 @@ func TestSpillEncodeStopsAtFirstError(t *testing.T) {
 // split left it, whose rows then come back, is encoded again with all of
 // them; a date that stays complete keeps its speculative file.
 func TestSpeculationNeverLosesLateRows(t *testing.T) {
-	l, _ := schema.Bind(schema.OEMDriver, []string{"FailureDate", "EventCount"})
-	sp, err := newSpill(t.TempDir(), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	l, sp := testSpill(t, "FailureDate", "EventCount")
 	sp.speculate(t.Context(), 2, schema.EncoderOptions{})
 	time.Sleep(50 * time.Millisecond) // let the encoders wait for work
 	a, _ := ParseDate("2026-11-01")
@@ -135,7 +117,7 @@ func TestSpeculationNeverLosesLateRows(t *testing.T) {
 		t.Fatalf("speculated rows: a %d, b %d; want 1000 each", sp.parts[a].spec.rows, sp.parts[b].spec.rows)
 	}
 	got := map[Date]int64{}
-	err = sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d Date, p *spillPart) error {
+	err := sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d Date, p *spillPart) error {
 		if err := l.Verify(p.f, p.rows); err != nil {
 			return err
 		}
@@ -154,12 +136,7 @@ func TestSpeculationNeverLosesLateRows(t *testing.T) {
 // partitions are being encoded ends encode with the context's error
 // instead of leaving it waiting for results that never come.
 func TestSpillEncodeReturnsWhenCancelled(t *testing.T) {
-	l, _ := schema.Bind(schema.OEMDriver, []string{"FailureDate", "EventCount"})
-	sp, err := newSpill(t.TempDir(), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	l, sp := testSpill(t, "FailureDate", "EventCount")
 	d0, _ := ParseDate("2026-11-01")
 	for i := range 200_000 {
 		row, _, _ := l.AppendRow(nil, []string{(d0 + Date(i%8)).String(), "1"}, 2)
@@ -210,15 +187,7 @@ func TestSplitCountsEveryRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	header, _ := cr.Read()
-	l, err := schema.Bind(schema.OEMDriver, header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := newSpill(t.TempDir(), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	l, sp := testSpill(t, header...)
 	r := &Runner{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var c Commit
 	if err := r.split(t.Context(), cr, "test", l, sp, j, w, w.First, &c); err != nil {
@@ -245,4 +214,20 @@ func mustDate(t *testing.T, s string) Date {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// testSpill binds an OEM layout to header and opens a spill for it, closed
+// when the test ends.
+func testSpill(t *testing.T, header ...string) (*schema.Layout, *spill) {
+	t.Helper()
+	l, err := schema.Bind(schema.OEMDriver, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := newSpill(t.TempDir(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.close() })
+	return l, sp
 }

@@ -16,9 +16,10 @@ import (
 // empty lines and CRLF handling. It is faster on the lines that make up
 // nearly all of a report: a line without a quote character is one record,
 // split at the delimiter, and its fields point into the block the file
-// was read into, with no copy. A line that holds a quote, with whatever
-// lines its quoted fields span, is read by an encoding/csv reader. Field
-// counts are not checked.
+// was read into, with no copy (so a field kept keeps its whole block of
+// 256 KiB in memory: clone what you keep). A line that holds a quote, with
+// whatever lines its quoted fields span, is read by an encoding/csv
+// reader. Field counts are not checked.
 //
 // One difference: a read error other than io.EOF ends the records for
 // good, and a partial line before it is dropped, where encoding/csv would
@@ -30,18 +31,17 @@ type RecordReader struct {
 	line  int   // physical lines read so far
 	err   error // the error that ended the records (io.EOF at the end)
 
-	// The file is read in blocks of blockSize bytes, whose bytes never
-	// change once read, because the strings of the records point into
-	// them. block[pos:] is unread, and no line ends in block[pos:scan]. A
-	// line that runs on into the next block is gathered in joining, a
-	// buffer of its own. With ReadAhead, a goroutine reads the blocks and
-	// hands them over through blocks.
-	block     []byte
-	pos, scan int
-	joining   []byte
-	blockSize int
-	srcErr    error // the error after the bytes in block (io.EOF at the end)
-	blocks    chan readBlock
+	// The file is read in blocks of size bytes, whose bytes never change
+	// once read, because the strings of the records point into them.
+	// block[pos:] is unread. A line that runs on into the next block is
+	// gathered in joining, a buffer of its own. With ReadAhead, a
+	// goroutine reads the blocks and hands them over through blocks.
+	block   []byte
+	pos     int
+	joining []byte
+	size    int
+	srcErr  error // the error after the bytes in block (io.EOF at the end)
+	blocks  chan fetched
 
 	// A line with a quote goes to cr, which reads it, and any lines its
 	// quoted fields continue on, through feed, one line per Read.
@@ -55,9 +55,9 @@ type RecordReader struct {
 // blockSize is the size of a block.
 const blockSize = 256 << 10
 
-// readBlock is a block read from the file, and the error that ended the
+// fetched is a block read from the file, and the error that ended the
 // read, if any.
-type readBlock struct {
+type fetched struct {
 	b   []byte
 	err error
 }
@@ -67,7 +67,7 @@ type readBlock struct {
 var errStopped = errors.New("report reader stopped")
 
 func newRecordReader(src io.Reader, comma rune, size int) *RecordReader {
-	r := &RecordReader{src: src, comma: byte(comma), blockSize: size}
+	r := &RecordReader{src: src, comma: byte(comma), size: size}
 	r.feed.r = r
 	r.cr = csv.NewReader(&r.feed)
 	r.cr.Comma = comma
@@ -141,8 +141,11 @@ func AppendFields(dst []string, line string, comma byte) []string {
 }
 
 // Field returns field n (from 0) of a line from Unsplit, and false if the
-// line has fewer fields.
+// line has no such field.
 func Field(line string, comma byte, n int) (string, bool) {
+	if n < 0 {
+		return "", false
+	}
 	for range n {
 		i := strings.IndexByte(line, comma)
 		if i < 0 {
@@ -164,13 +167,13 @@ func (r *RecordReader) Line() int { return r.recLine }
 // bytes never change.
 func (r *RecordReader) readLine() ([]byte, error) {
 	for {
-		if i := bytes.IndexByte(r.block[r.scan:], '\n'); i >= 0 {
-			end := r.scan + i + 1
+		if i := bytes.IndexByte(r.block[r.pos:], '\n'); i >= 0 {
+			end := r.pos + i + 1
 			line := r.block[r.pos:end]
 			if r.joining != nil {
 				line, r.joining = append(r.joining, line...), nil
 			}
-			r.pos, r.scan = end, end
+			r.pos = end
 			r.line++
 			return line, nil
 		}
@@ -180,40 +183,52 @@ func (r *RecordReader) readLine() ([]byte, error) {
 		}
 		if r.srcErr != nil {
 			line := r.joining
-			r.joining, r.pos, r.scan = nil, len(r.block), len(r.block)
+			r.joining, r.pos = nil, len(r.block)
 			if len(line) > 0 {
 				r.line++
 			}
 			return line, r.srcErr
 		}
 		next := r.next()
-		r.block, r.pos, r.scan, r.srcErr = next.b, 0, 0, next.err
+		r.block, r.pos, r.srcErr = next.b, 0, next.err
 	}
 }
 
 // next returns the next block of the file.
-func (r *RecordReader) next() readBlock {
+func (r *RecordReader) next() fetched {
 	if r.blocks == nil {
 		return r.fetch()
 	}
 	if b, ok := <-r.blocks; ok {
 		return b
 	}
-	return readBlock{err: errStopped}
+	return fetched{err: errStopped}
 }
 
-// fetch reads a new block from the file: blockSize bytes, or fewer before
-// an error.
-func (r *RecordReader) fetch() readBlock {
-	b := make([]byte, r.blockSize)
-	n := 0
+// maxEmptyReads is how many reads in a row may return nothing before the
+// file counts as broken (io.ErrNoProgress), as in bufio.
+const maxEmptyReads = 100
+
+// fetch reads a new block from the file: size bytes, or fewer before an
+// error.
+func (r *RecordReader) fetch() fetched {
+	b := make([]byte, r.size)
+	n, empty := 0, 0
 	var err error
 	for n < len(b) && err == nil {
 		var k int
 		k, err = r.src.Read(b[n:])
 		n += k
+		switch {
+		case k > 0:
+			empty = 0
+		case err == nil:
+			if empty++; empty == maxEmptyReads {
+				err = io.ErrNoProgress
+			}
+		}
 	}
-	return readBlock{b[:n], err}
+	return fetched{b[:n], err}
 }
 
 // ReadAhead makes a goroutine of its own read the file, a few blocks ahead
@@ -222,7 +237,10 @@ func (r *RecordReader) fetch() readBlock {
 // ends once stopped and its read returns, so close the file after stop
 // if a read may hang. Call ReadAhead once, before any record is read.
 func (r *RecordReader) ReadAhead() (stop func()) {
-	blocks, done := make(chan readBlock, 2), make(chan struct{})
+	if r.blocks != nil {
+		panic("devcenter: ReadAhead called twice") // two goroutines would read the file at once
+	}
+	blocks, done := make(chan fetched, 2), make(chan struct{})
 	r.blocks = blocks
 	go func() {
 		defer close(blocks)

@@ -143,3 +143,20 @@ func TestReadAheadStops(t *testing.T) {
 		}
 	}
 }
+
+// stuckReader returns nothing, forever, and no error.
+type stuckReader struct{}
+
+func (stuckReader) Read([]byte) (int, error) { return 0, nil }
+
+// TestRecordReaderNoProgress: a source that returns nothing and no error
+// ends the records with io.ErrNoProgress instead of spinning.
+func TestRecordReaderNoProgress(t *testing.T) {
+	r := newRecordReader(io.MultiReader(strings.NewReader("a\tb\n"), stuckReader{}), '\t', 64)
+	if rec, err := r.Read(); err != nil || len(rec) != 2 {
+		t.Fatalf("first record %q, %v", rec, err)
+	}
+	if _, err := r.Read(); !errors.Is(err, io.ErrNoProgress) {
+		t.Fatalf("err = %v, want io.ErrNoProgress", err)
+	}
+}

@@ -46,7 +46,7 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 	if err != nil {
 		return res, err
 	}
-	defer cr.ReadAhead()() // before body.Close, which ends a read that hangs
+	defer cr.ReadAhead()() // runs before the deferred body.Close, which ends a read that hangs
 	file := fmt.Sprintf("report %d run %s", reportID, run)
 
 	var layout *schema.Layout
@@ -163,7 +163,7 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 			// A record dropped for its date alone is not typed, nor even
 			// split if it came unsplit.
 			if rec.unsplit {
-				if date, ok := devcenter.Field(rec.raw, comma, di); di >= 0 && ok && dropByDate(c, date, w, j) {
+				if date, ok := devcenter.Field(rec.raw, comma, di); ok && dropByDate(c, date, w, j) {
 					continue
 				}
 				fields = devcenter.AppendFields(fields[:0], rec.raw, comma)

@@ -2,14 +2,17 @@ package schema
 
 import (
 	"fmt"
+	"runtime"
 
 	kzstd "github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
-// keptEncoders bounds the idle encoders a zstdCodec keeps: about as many
-// as pages are compressed at once (one per encoding worker).
-const keptEncoders = 8
+// keptEncoders bounds the idle encoders a zstdCodec keeps: at least as
+// many as pages are compressed at once with the default parquet.encoders
+// (one per worker, at most the CPUs). With more workers than this, the
+// extra encoders are made anew for each page.
+var keptEncoders = max(8, 2*runtime.GOMAXPROCS(0))
 
 // zstdCodec is parquet-go's zstd codec with encoders that live as long as
 // the process. parquet-go pools its encoders in a pool that every garbage

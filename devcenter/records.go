@@ -296,7 +296,7 @@ func (f *lineFeed) Read(p []byte) (int, error) {
 			return 0, f.err
 		}
 		line, err := f.r.readLine()
-		f.pending = append(f.pending[:0], line...) // a copy: cr may keep it
+		f.pending = append(f.pending[:0], line...) // a copy: pending is reused, and a block's bytes must never change
 		f.err = err
 		if len(f.pending) == 0 {
 			return 0, err

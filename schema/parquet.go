@@ -38,11 +38,11 @@ func parquetSchema(view string, fields []Field, plain []bool, fast compress.Code
 		var n parquet.Node
 		switch f.Type {
 		case String:
-			if !plain[i] {
+			if plain[i] {
+				n = parquet.Encoded(parquet.String(), &parquet.Plain)
+			} else {
 				n = parquet.Encoded(parquet.String(), &parquet.RLEDictionary)
-				break
 			}
-			n = parquet.Encoded(parquet.String(), &parquet.Plain)
 		case Int64:
 			n = parquet.Int(64)
 		case Float64:

@@ -64,6 +64,15 @@ func digits(s string) (int, bool) {
 	return n, true
 }
 
+// yearMonthDay parses the digits of a "yyyy?mm?dd" date at the start of s;
+// the caller checks the separators.
+func yearMonthDay(s string) (y, m, d int, ok bool) {
+	y, ok1 := digits(s[:4])
+	m, ok2 := digits(s[5:7])
+	d, ok3 := digits(s[8:10])
+	return y, m, d, ok1 && ok2 && ok3
+}
+
 // ParseDate parses a FailureDate in every documented and observed format and
 // returns days since 1970-01-01:
 //
@@ -82,13 +91,7 @@ func ParseDate(s string) (int32, error) {
 	var ok bool
 	switch {
 	case len(s) == 10 && (s[4] == '-' || s[4] == '/') && s[7] == s[4]:
-		y, ok = digits(s[:4])
-		if ok {
-			m, ok = digits(s[5:7])
-		}
-		if ok {
-			d, ok = digits(s[8:])
-		}
+		y, m, d, ok = yearMonthDay(s)
 	case strings.Count(s, "/") == 2:
 		p := strings.Split(s, "/")
 		m, ok = digits(p[0])
@@ -161,10 +164,8 @@ func fastTimestamp(s string) (int64, bool) {
 	if len(s) != 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
 		return 0, false
 	}
-	y, ok1 := digits(s[:4])
-	m, ok2 := digits(s[5:7])
-	d, ok3 := digits(s[8:10])
-	if !ok1 || !ok2 || !ok3 {
+	y, m, d, ok := yearMonthDay(s)
+	if !ok {
 		return 0, false
 	}
 	days, ok := epochDays(y, m, d)

@@ -11,8 +11,11 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/schema"
@@ -43,6 +46,28 @@ type Retention struct {
 	// Days: a failure date D is kept on UTC day T while T-D < Days.
 	// Default and maximum 30.
 	Days int `yaml:"days"`
+}
+
+// UnmarshalYAML reads days strictly: a whole number from 1 to
+// MaxRetentionDays. Zero, a fraction or a string is an error that gives
+// the allowed range, never a silent default or a rounded value.
+func (r *Retention) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: retention: want a mapping such as {days: 30}", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value != "days" {
+			return fmt.Errorf("line %d: retention: unknown field %q (want days)", k.Line, k.Value)
+		}
+		days, err := strconv.Atoi(v.Value)
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || err != nil || days < 1 || days > MaxRetentionDays {
+			return fmt.Errorf("line %d: retention.days: %q is not allowed: want a whole number of days from 1 to %d (the Windows Analytics Agreement requires personal data to be destroyed after at most %d days)",
+				v.Line, v.Value, MaxRetentionDays, MaxRetentionDays)
+		}
+		r.Days = days
+	}
+	return nil
 }
 
 // BadRowsConfig bounds rows that do not parse. They are quarantined (under

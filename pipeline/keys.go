@@ -69,24 +69,77 @@ func QuarantineKey(dataset string, d Date, reportID int64, run string) string {
 
 func runID(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
 
-// KeyDate returns the date of the first "date=YYYY-MM-DD" segment of key
-// (a trailing ".json" or other extension on the segment is allowed), and
-// whether there is one. Keys without a date are runner state that holds no
-// report data.
+// KeyDate returns the date of the first "date=" segment of key, and
+// whether key has one that can be read with certainty. See keyDating.
 func KeyDate(key string) (Date, bool) {
-	for _, seg := range strings.Split(key, "/") {
-		v, ok := strings.CutPrefix(seg, "date=")
-		if !ok {
+	d, st := keyDating(key)
+	return d, st == dated
+}
+
+// dating is what a key says about its date.
+type dating uint8
+
+const (
+	undated   dating = iota // no "date=" segment: runner state, or not ours
+	dated                   // a "date=" segment read with certainty
+	undatable               // a "date=" segment that cannot be read with certainty
+)
+
+// keyDating reads the first "date=" segment of key, in any letter case
+// ("DATE=", "Date="), with or without zero padding ("2026-1-5"), and
+// with an extension after the date (".json"). The year has four digits,
+// month and day one or two, and the date must exist. The key need not be
+// a valid sink key: retention reads every key a store holds, including
+// ones the sink would never write, because a query engine still reads
+// them as partitions.
+func keyDating(key string) (Date, dating) {
+	for len(key) > 0 {
+		seg := key
+		if i := strings.IndexByte(key, '/'); i >= 0 {
+			seg, key = key[:i], key[i+1:]
+		} else {
+			key = ""
+		}
+		if len(seg) < len("date=") || !strings.EqualFold(seg[:len("date=")], "date=") {
 			continue
 		}
-		if len(v) < len(dateLayout) {
-			return 0, false
+		d, ok := parseLooseDate(seg[len("date="):])
+		if !ok {
+			return 0, undatable
 		}
-		d, err := ParseDate(v[:len(dateLayout)])
-		if err != nil || (len(v) > len(dateLayout) && v[len(dateLayout)] != '.') {
-			return 0, false
-		}
-		return d, true
+		return d, dated
 	}
-	return 0, false
+	return 0, undated
+}
+
+// parseLooseDate reads Y-M-D (four-digit year, one- or two-digit month
+// and day) at the start of v, which may go on only with a '.' (an
+// extension).
+func parseLooseDate(v string) (Date, bool) {
+	var parts [3]int
+	for i := range parts {
+		n, digits := 0, 0
+		for digits < 4 && digits < len(v) && v[digits] >= '0' && v[digits] <= '9' {
+			n = n*10 + int(v[digits]-'0')
+			digits++
+		}
+		if i == 0 && digits != 4 || i > 0 && (digits < 1 || digits > 2) {
+			return 0, false
+		}
+		parts[i], v = n, v[digits:]
+		if i < 2 {
+			if len(v) == 0 || v[0] != '-' {
+				return 0, false
+			}
+			v = v[1:]
+		}
+	}
+	if v != "" && v[0] != '.' {
+		return 0, false
+	}
+	t := time.Date(parts[0], time.Month(parts[1]), parts[2], 0, 0, 0, 0, time.UTC)
+	if t.Year() != parts[0] || int(t.Month()) != parts[1] || t.Day() != parts[2] {
+		return 0, false
+	}
+	return DateOf(t), true
 }

@@ -47,3 +47,33 @@ func FuzzPartitionKeyRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestKeyDatingSpellings(t *testing.T) {
+	d, _ := ParseDate("2026-10-01")
+	for _, tc := range []struct {
+		key  string
+		want dating
+	}{
+		{"ihv_driver/date=2026-10-01/part-00000.parquet", dated},
+		{"ihv_driver/DATE=2026-10-01/x.parquet", dated},
+		{"ihv_driver/Date=2026-10-1/x.parquet", dated},
+		{"ihv_driver/date=2026-10-01/back\\slash.parquet", dated},
+		{"ihv_driver/date=2026-10-01/\x01ctl", dated},
+		{"ihv_driver/date=2026-10-01/\xff\xfe", dated},
+		{"ihv_driver/date=2026-10-01/", dated},
+		{"_hdc/manifests/ihv_driver/date=2026-10-01.json", dated},
+		{"ihv_driver/date=2026-10-01x/p", undatable},
+		{"ihv_driver/date=26-10-01/p", undatable},
+		{"ihv_driver/date=2026-02-30/p", undatable},
+		{"ihv_driver/date=2026-10-001/p", undatable},
+		{"ihv_driver/date=/p", undatable},
+		{"ihv_driver/date=20261001/p", undatable},
+		{"ihv_driver/part.parquet", undated},
+		{"_hdc/lease/0000000001.json", undated},
+	} {
+		got, st := keyDating(tc.key)
+		if st != tc.want || st == dated && got != d {
+			t.Errorf("keyDating(%q) = %v, %v; want %v, %v", tc.key, got, st, d, tc.want)
+		}
+	}
+}

@@ -4,11 +4,15 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +48,7 @@ func TestClaimTempSweepsDeadRunsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := sweepIdleTemp(dir, now, true); err != nil || n != 0 {
+	if n, err := sweepIdleTemp(dir, now, true); err != nil || n.found != 0 {
 		t.Errorf("a purge while runs live swept %d folders (%v)", n, err)
 	}
 	if _, err := os.Stat(mine); err != nil {
@@ -53,7 +57,7 @@ func TestClaimTempSweepsDeadRunsOnly(t *testing.T) {
 	live.release()
 	second.release()
 
-	if n, err := sweepIdleTemp(dir, now, false); err != nil || n != 1 {
+	if n, err := sweepIdleTemp(dir, now, false); err != nil || n.found != 1 {
 		t.Errorf("dry run after the runs ended: %d folders (%v), want 1", n, err)
 	}
 	third, err := claimTemp(dir, now)
@@ -124,5 +128,59 @@ func TestPurgeRemovesPartialWrites(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "ihv_driver")); !os.IsNotExist(err) {
 		t.Error("the folder a partial write was alone in was not removed")
+	}
+}
+
+// TestTempSpaceHint: a full temp folder is an error that says what to do;
+// other errors pass unchanged.
+func TestTempSpaceHint(t *testing.T) {
+	full := fmt.Errorf("spill: write: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC})
+	err := tempSpaceHint(full, "/var/tmp/hdc")
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "the temp folder /var/tmp/hdc is full") || !strings.Contains(err.Error(), "temp_dir") {
+		t.Errorf("hint: %v", err)
+	}
+	other := errors.New("boom")
+	if tempSpaceHint(other, "") != other {
+		t.Error("an unrelated error was changed")
+	}
+}
+
+// TestPurgeGoesOnPastAFolderItCannotRemove: a spill folder that cannot be
+// removed (another user's) is counted and named, and everything else is
+// still destroyed.
+func TestPurgeGoesOnPastAFolderItCannotRemove(t *testing.T) {
+	lake, tmp := t.TempDir(), t.TempDir()
+	sink, err := local.New(lake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	if err := sink.Put(t.Context(), "ihv_driver/date=2026-09-01/part-00000.parquet", strings.NewReader("old")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{tempPrefix + "foreign", tempPrefix + "dead"} {
+		if err := os.Mkdir(filepath.Join(tmp, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeAll = func(path string) error {
+		if filepath.Base(path) == tempPrefix+"foreign" {
+			return &os.PathError{Op: "unlinkat", Path: path, Err: syscall.EACCES}
+		}
+		return os.RemoveAll(path)
+	}
+	t.Cleanup(func() { removeAll = os.RemoveAll })
+
+	r := &Runner{Sink: sink, Config: Config{TempDir: tmp, Retention: Retention{Days: 30}}, Now: func() time.Time { return now },
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	rep, err := r.Purge(t.Context(), false)
+	if err == nil || !strings.Contains(err.Error(), "permission denied") || !strings.Contains(err.Error(), "remove it by hand") {
+		t.Errorf("purge error: %v", err)
+	}
+	if rep.Deleted != 1 || rep.TempFolders != 2 || rep.TempFoldersFailed != 1 || rep.Judge() != VerdictCannotDestroy {
+		t.Errorf("report: deleted %d, temp folders %d (%d failed), verdict %s", rep.Deleted, rep.TempFolders, rep.TempFoldersFailed, rep.Judge())
+	}
+	if _, err := os.Stat(filepath.Join(tmp, tempPrefix+"dead")); !os.IsNotExist(err) {
+		t.Error("the removable spill folder survived")
 	}
 }

@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,30 +23,147 @@ const deleteBatch = 1000
 // read them long after the data is gone.
 const auditDir = stateDir + "/audit/purge"
 
-// PurgeReport is what a purge found and did.
+// PurgeReport is what a purge, or a check (a dry run), found and did. It
+// holds counts, folders and dates, never row content, and never the key of
+// an object the program wrote (cab keys name cabs); only keys it cannot
+// date are listed, quoted, since nothing else points at them.
 type PurgeReport struct {
-	Time        time.Time      `json:"time"`
-	Runner      string         `json:"runner"`
-	WindowStart string         `json:"window_start"` // oldest date kept
-	DryRun      bool           `json:"dry_run"`
-	Prefixes    map[string]int `json:"prefixes"` // "<folder>/date=YYYY-MM-DD" → objects
-	Objects     int            `json:"objects"`  // objects outside the window
-	Deleted     int            `json:"deleted"`
-	TempFolders int            `json:"temp_folders"`          // crash-leftover spill folders (removed unless dry run)
-	TempFiles   int            `json:"temp_files,omitempty"`  // partial writes of killed puts removed from the sink
-	OldestDate  string         `json:"oldest_date,omitempty"` // oldest dated object seen, before deleting
-	stale       []string
+	Time        time.Time `json:"time"`
+	Runner      string    `json:"runner"`
+	WindowStart string    `json:"window_start"` // oldest date kept
+	DryRun      bool      `json:"dry_run"`
+	// Verdict is what the report proves (see Judge).
+	Verdict Verdict `json:"verdict"`
+
+	Store   StoreReport `json:"store"`
+	Scanned ScanCounts  `json:"scanned"`
+
+	// Prefixes counts the out-of-window items (objects, versions and
+	// delete markers) by "<folder>/date=YYYY-MM-DD".
+	Prefixes map[string]int `json:"prefixes"`
+	Objects  int            `json:"objects"` // out-of-window items
+	Deleted  int            `json:"deleted"` // out-of-window items destroyed
+
+	// Superseded counts noncurrent versions and delete markers of keys
+	// inside the window (or of undated runner state). Purge destroys them
+	// at once: the program never reads an old version, so each is a copy
+	// the lake no longer shows.
+	Superseded        int `json:"superseded"`
+	SupersededDeleted int `json:"superseded_deleted"`
+
+	// Locked items are out of the window but object lock forbids
+	// destroying them, until LockedUntil (the latest retain-until date;
+	// "legal hold" when one has no end).
+	Locked         int            `json:"locked"`
+	LockedUntil    string         `json:"locked_until,omitempty"`
+	LockedPrefixes map[string]int `json:"locked_prefixes,omitempty"`
+
+	// Unrecognised items (objects and versions) cannot be dated: a
+	// malformed "date=" segment, or no date outside the runner's own
+	// state. Purge leaves them; a person must look. UnrecognisedKeys lists
+	// the first of their keys, Go-quoted, each once.
+	Unrecognised     int      `json:"unrecognised"`
+	UnrecognisedKeys []string `json:"unrecognised_keys,omitempty"`
+
+	// Links are symbolic links (and other entries that are not files) in
+	// a folder lake. They are never followed; a dated one outside the
+	// window is unlinked like an object.
+	Links int `json:"links"`
+
+	// Uploads are incomplete multipart uploads old enough to be a dead
+	// writer's (aborted unless dry run); younger ones may be live.
+	Uploads           int `json:"uploads"`
+	UploadsAborted    int `json:"uploads_aborted"`
+	UploadsInProgress int `json:"uploads_in_progress"`
+
+	// Failed items could not be destroyed for another reason than a lock.
+	Failed int `json:"failed"`
+
+	TempFolders       int `json:"temp_folders"`                  // crash-leftover spill folders (removed unless dry run)
+	TempFoldersFailed int `json:"temp_folders_failed,omitempty"` // of those, ones that could not be removed
+	TempFiles         int `json:"temp_files,omitempty"`          // partial writes of killed puts removed from the sink
+
+	OldestDate string `json:"oldest_date,omitempty"` // oldest dated item seen, before deleting
+
+	stale []string
 }
 
-// Stale returns the keys outside the window, sorted.
+// StoreReport is what the store said about itself.
+type StoreReport struct {
+	// Complete is set when the sink showed everything it holds
+	// (sinks.Inventory) and the walk finished. A sink without that
+	// ability shows only its current, well-formed keys, so a check on it
+	// cannot prove anything; nor can a walk that failed.
+	Complete         bool   `json:"complete"`
+	Versioning       string `json:"versioning,omitempty"` // Enabled, Suspended, or empty
+	ObjectLock       bool   `json:"object_lock,omitempty"`
+	DefaultRetention string `json:"default_retention,omitempty"` // "GOVERNANCE 1d"
+}
+
+// ScanCounts are the items a purge looked at, by kind.
+type ScanCounts struct {
+	Objects       int `json:"objects"`
+	Versions      int `json:"versions"`
+	DeleteMarkers int `json:"delete_markers"`
+	Uploads       int `json:"uploads"`
+	Links         int `json:"links"`
+}
+
+// Stale returns the keys of the out-of-window items, sorted. They may
+// repeat (one per version) and hold bytes that are not printable.
 func (p *PurgeReport) Stale() []string { return p.stale }
 
-// Purge deletes every object whose "date=" segment is outside the
-// retention window (data, cabs, cab index, manifests, commit records,
-// quarantine alike) in batches, removes crash-leftover temp folders and
-// partial writes in the sink, and appends an audit record if anything was
-// to be deleted. With dryRun it only reports. An interrupted purge is
-// finished by the next one: it keeps no state of its own.
+// Judge sums the report up for a check:
+//   - VerdictCannotDestroy: something out of the window, or that cannot be
+//     dated, would survive a purge (locked, unrecognised, or failing);
+//   - VerdictStale: a purge would leave the lake clean;
+//   - VerdictClean: nothing is older than the window.
+//
+// A report of a sink that cannot show everything is VerdictCouldNotCheck.
+func (p *PurgeReport) Judge() Verdict {
+	switch {
+	case !p.Store.Complete:
+		return VerdictCouldNotCheck
+	case p.Locked > 0 || p.Unrecognised > 0 || p.Failed > 0 || p.TempFoldersFailed > 0:
+		return VerdictCannotDestroy
+	case p.Objects > p.Deleted || p.Uploads > p.UploadsAborted || p.TempFolders > 0 && p.DryRun:
+		return VerdictStale
+	}
+	return VerdictClean
+}
+
+// Verdict is the outcome of a retention check.
+type Verdict string
+
+const (
+	VerdictClean         Verdict = "clean"
+	VerdictStale         Verdict = "stale"
+	VerdictCannotDestroy Verdict = "cannot_destroy"
+	VerdictCouldNotCheck Verdict = "could_not_check"
+)
+
+// maxListedKeys bounds UnrecognisedKeys.
+const maxListedKeys = 100
+
+// uploadAge is how old an incomplete multipart upload must be before a
+// purge aborts it when a live writer could still own it.
+const uploadAge = time.Hour
+
+// Purge destroys everything the lake holds outside the retention window,
+// on any store: every object, version and delete marker whose "date="
+// segment is out of the window (data, cabs, cab index, manifests, commit
+// records, quarantine, cab state alike), every incomplete multipart upload
+// of a dead writer, and crash-leftover temp folders and partial writes. It
+// also destroys the noncurrent versions and delete markers of keys it
+// keeps (see PurgeReport.Superseded). With dryRun it only looks: that is
+// the check.
+//
+// It sees what the store holds, not only what List shows (sinks.Inventory):
+// keys the sink would never write are dated like any other, and what cannot
+// be dated is reported. One item that cannot be destroyed is counted and
+// reported, and every other deletion still happens; the error then says
+// so. An audit record is appended when anything was to be deleted. An
+// interrupted purge is finished by the next one: it keeps no state.
 func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	since := r.cycleStart
 	if since.IsZero() {
@@ -52,33 +172,24 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	now := r.now()
 	w := NewWindow(now, r.Config.Retention.Days)
 	rep := &PurgeReport{Time: now, Runner: r.Config.RunnerID, WindowStart: w.First.String(), DryRun: dryRun, Prefixes: map[string]int{}}
-	oldest := Date(1 << 30)
-	err := r.Sink.List(ctx, "", func(o sinks.Object) error {
-		d, ok := KeyDate(o.Key)
-		if !ok {
-			return nil
-		}
-		oldest = min(oldest, d)
-		if !w.Contains(d) {
-			rep.stale = append(rep.stale, o.Key)
-			rep.Prefixes[datePrefix(o.Key)]++
-		}
-		return nil
-	})
+	defer func() { rep.Verdict = rep.Judge() }()
+	plan, err := r.survey(ctx, w, since, rep)
 	if err != nil {
-		return rep, fmt.Errorf("purge: list: %w", err)
-	}
-	if oldest != 1<<30 {
-		rep.OldestDate = oldest.String()
-	}
-	rep.Objects = len(rep.stale)
-	n, err := sweepIdleTemp(r.Config.TempDir, now, !dryRun)
-	rep.TempFolders = n
-	if err != nil {
+		rep.Store.Complete = false // a walk cut short proves nothing
 		return rep, fmt.Errorf("purge: %w", err)
 	}
+	var errs []error
+	n, err := sweepIdleTemp(r.Config.TempDir, now, !dryRun)
+	rep.TempFolders, rep.TempFoldersFailed = n.found, n.failed
+	if err != nil {
+		errs = append(errs, fmt.Errorf("purge: %w (remove it by hand, or run hdc-export as its owner)", err))
+	}
 	if dryRun {
-		return rep, nil
+		if err := r.lockedInPlace(ctx, plan, rep); err != nil {
+			rep.Store.Complete = false
+			return rep, fmt.Errorf("purge: %w", err)
+		}
+		return rep, errors.Join(errs...)
 	}
 	if err := r.fence(ctx); err != nil {
 		return rep, err
@@ -86,38 +197,286 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	if rep.TempFiles, err = r.sweepSinkTemp(since); err != nil {
 		r.Log.Warn("purge: remove leftover partial writes", "error", err.Error())
 	}
-	// Data before state: if interrupted, what remains is found again.
-	slices.SortStableFunc(rep.stale, func(a, b string) int {
-		return boolInt(strings.HasPrefix(a, stateDir+"/")) - boolInt(strings.HasPrefix(b, stateDir+"/"))
-	})
-	if len(rep.stale) == 0 {
-		return rep, nil
+	if plan.empty() {
+		return rep, errors.Join(errs...)
 	}
 	// The audit record is written before the first delete (with deleted 0)
 	// and again after the last, so that a purge killed in between leaves a
 	// record of the prefixes it was deleting; the next purge records what
 	// was left.
 	key := fmt.Sprintf("%s/%s-%s.json", auditDir, now.Format("20060102T150405.000000000Z"), safeName(r.Config.RunnerID))
-	if err := putJSON(ctx, r.Sink, key, rep); err != nil {
-		return rep, fmt.Errorf("purge: audit record: %w", err)
+	if len(plan.stale) > 0 {
+		if err := putJSON(ctx, r.Sink, key, rep); err != nil {
+			return rep, fmt.Errorf("purge: audit record: %w", err)
+		}
 	}
-	var delErr error
-	for keys := rep.stale; len(keys) > 0; {
+	if err := r.destroy(ctx, plan, rep); err != nil {
+		errs = append(errs, fmt.Errorf("purge: %w", err))
+	}
+	if len(plan.stale) > 0 {
+		if err := putJSON(ctx, r.Sink, key, rep); err != nil {
+			errs = append(errs, fmt.Errorf("purge: audit record: %w", err))
+		}
+	}
+	if rep.Deleted+rep.UploadsAborted+rep.SupersededDeleted > 0 {
+		r.Log.Info("purged", "outside_window", rep.Deleted, "superseded_versions", rep.SupersededDeleted,
+			"uploads_aborted", rep.UploadsAborted, "window_start", rep.WindowStart)
+	}
+	if rep.Locked > 0 {
+		errs = append(errs, fmt.Errorf("purge: cannot destroy %d items: object lock keeps them until %s", rep.Locked, rep.LockedUntil))
+	}
+	if rep.Failed > 0 {
+		errs = append(errs, fmt.Errorf("purge: %d items could not be destroyed", rep.Failed))
+	}
+	return rep, errors.Join(errs...)
+}
+
+// purgePlan is what a purge will destroy, in order: the stale items, then
+// the superseded ones, with delete markers last so that removing a marker
+// never makes an older version current again.
+type purgePlan struct {
+	stale      []sinks.Item // out of the window
+	superseded []sinks.Item // noncurrent versions and delete markers of kept keys
+	uploads    []sinks.Item // incomplete uploads of dead writers
+}
+
+func (p *purgePlan) empty() bool {
+	return len(p.stale)+len(p.superseded)+len(p.uploads) == 0
+}
+
+// survey walks what the store holds and sorts it into the plan, filling
+// the report's counts.
+func (r *Runner) survey(ctx context.Context, w Window, since time.Time, rep *PurgeReport) (*purgePlan, error) {
+	plan := &purgePlan{}
+	inv, complete := r.Sink.(sinks.Inventory)
+	rep.Store.Complete = complete
+	walk := func(fn func(sinks.Item) error) error {
+		return r.Sink.List(ctx, "", func(o sinks.Object) error {
+			return fn(sinks.Item{Key: o.Key, Size: o.Size, ModTime: o.ModTime, Latest: true})
+		})
+	}
+	if complete {
+		st, err := inv.Settings(ctx)
+		if err != nil {
+			return plan, fmt.Errorf("read the store's settings: %w", err)
+		}
+		rep.Store.Versioning, rep.Store.ObjectLock = st.Versioning, st.ObjectLock
+		if st.DefaultRetention.Mode != "" {
+			rep.Store.DefaultRetention = fmt.Sprintf("%s %dd", st.DefaultRetention.Mode, st.DefaultRetention.Days)
+		}
+		walk = func(fn func(sinks.Item) error) error { return inv.Walk(ctx, fn) }
+	}
+	// Keys whose current item is a delete marker: all their versions go.
+	deleted := map[string]bool{}
+	var versions []sinks.Item // kept keys' noncurrent items, sorted out below
+	oldest := Date(1 << 30)
+	err := walk(func(it sinks.Item) error {
+		rep.count(it)
+		if it.Kind == sinks.ItemUpload {
+			r.surveyUpload(it, since, plan, rep)
+			return nil
+		}
+		d, st := keyDating(it.Key)
+		switch {
+		case st == dated && !w.Contains(d):
+			oldest = min(oldest, d)
+			plan.stale = append(plan.stale, it)
+			rep.stale = append(rep.stale, it.Key)
+			rep.Prefixes[datePrefix(it.Key)]++
+			return nil
+		case st == dated:
+			oldest = min(oldest, d)
+		case st == undatable || !isState(it.Key):
+			rep.Unrecognised++
+			if q := strconv.QuoteToASCII(it.Key); len(rep.UnrecognisedKeys) < maxListedKeys && !slices.Contains(rep.UnrecognisedKeys, q) {
+				rep.UnrecognisedKeys = append(rep.UnrecognisedKeys, q)
+			}
+			return nil
+		}
+		switch {
+		case it.Kind == sinks.ItemDeleteMarker && it.Latest:
+			deleted[it.Key] = true
+			versions = append(versions, it)
+		case it.Kind == sinks.ItemVersion || it.Kind == sinks.ItemDeleteMarker:
+			versions = append(versions, it)
+		}
+		return nil
+	})
+	if err != nil {
+		return plan, fmt.Errorf("walk the store: %w", err)
+	}
+	// A deleted key's current version is its marker; anything listed as
+	// an object of it is a version the marker hides.
+	for _, it := range versions {
+		if it.Kind != sinks.ItemObject || deleted[it.Key] {
+			plan.superseded = append(plan.superseded, it)
+		}
+	}
+	rep.Superseded = len(plan.superseded)
+	rep.Objects = len(plan.stale)
+	slices.Sort(rep.stale)
+	if oldest != 1<<30 {
+		rep.OldestDate = oldest.String()
+	}
+	return plan, nil
+}
+
+// count adds an item to the scan counts.
+func (p *PurgeReport) count(it sinks.Item) {
+	switch it.Kind {
+	case sinks.ItemObject:
+		p.Scanned.Objects++
+	case sinks.ItemVersion:
+		p.Scanned.Versions++
+	case sinks.ItemDeleteMarker:
+		p.Scanned.DeleteMarkers++
+	case sinks.ItemUpload:
+		p.Scanned.Uploads++
+	default:
+		p.Scanned.Links++
+		p.Links++
+	}
+}
+
+// surveyUpload plans to abort an incomplete upload that a dead writer
+// left. Under the lease this runner is the lake's only writer, and its
+// uploads of this cycle began after since, so an older one is dead;
+// doctor's probes, and every upload when there is no lease, must be
+// uploadAge old. Upload times are real times, whatever r.Now says.
+func (r *Runner) surveyUpload(it sinks.Item, since time.Time, plan *purgePlan, rep *PurgeReport) {
+	dead := time.Since(it.ModTime) > uploadAge
+	if r.Fence != nil && !strings.HasPrefix(it.Key, stateDir+"/doctor/") {
+		dead = dead || it.ModTime.Before(since)
+	}
+	if !dead {
+		rep.UploadsInProgress++
+		return
+	}
+	rep.Uploads++
+	plan.uploads = append(plan.uploads, it)
+}
+
+// isState reports whether an undated key is runner state that holds no
+// report data, or a partial write of the local sink.
+func isState(key string) bool {
+	for _, dir := range []string{leaseDir, auditDir + "/", stateDir + "/schemas/", stateDir + "/reports/", stateDir + "/doctor/", stateDir + "/probe/"} {
+		if strings.HasPrefix(key, dir) {
+			return true
+		}
+	}
+	return strings.HasPrefix(path.Base(key), ".tmp-")
+}
+
+// lockedInPlace finds, for a check, which stale items object lock would
+// keep: on a store with object lock, it asks for each stale item's lock.
+func (r *Runner) lockedInPlace(ctx context.Context, plan *purgePlan, rep *PurgeReport) error {
+	inv, ok := r.Sink.(sinks.Inventory)
+	if !ok || !rep.Store.ObjectLock {
+		return nil
+	}
+	for _, it := range plan.stale {
+		l, err := inv.LockOf(ctx, it)
+		if err != nil {
+			return fmt.Errorf("read the object lock of an item under %s: %w", datePrefix(it.Key), err)
+		}
+		if l.Holds(time.Now()) {
+			rep.addLocked(it, l)
+		}
+	}
+	return nil
+}
+
+// addLocked counts an item that object lock keeps.
+func (p *PurgeReport) addLocked(it sinks.Item, l sinks.Lock) {
+	p.Locked++
+	if p.LockedPrefixes == nil {
+		p.LockedPrefixes = map[string]int{}
+	}
+	p.LockedPrefixes[datePrefix(it.Key)]++
+	switch until := l.Until.UTC().Format(time.RFC3339); {
+	case l.LegalHold:
+		p.LockedUntil = "legal hold"
+	case p.LockedUntil != "legal hold" && until > p.LockedUntil:
+		p.LockedUntil = until
+	}
+}
+
+// destroy carries the plan out: data before state (if interrupted, what
+// remains is found again), and delete markers in a second call, after the
+// versions they hide, so that an older version never becomes current.
+func (r *Runner) destroy(ctx context.Context, plan *purgePlan, rep *PurgeReport) error {
+	inv, ok := r.Sink.(sinks.Inventory)
+	if !ok {
+		return r.deleteListed(ctx, rep)
+	}
+	stale := map[itemID]bool{}
+	for _, it := range plan.stale {
+		stale[idOf(it)] = true
+	}
+	all := slices.Concat(plan.stale, plan.uploads, plan.superseded)
+	slices.SortStableFunc(all, func(a, b sinks.Item) int {
+		return boolInt(strings.HasPrefix(a.Key, stateDir+"/")) - boolInt(strings.HasPrefix(b.Key, stateDir+"/"))
+	})
+	isMarker := func(it sinks.Item) bool { return it.Kind == sinks.ItemDeleteMarker }
+	markers := slices.DeleteFunc(slices.Clone(all), func(it sinks.Item) bool { return !isMarker(it) })
+	for _, batch := range [][]sinks.Item{slices.DeleteFunc(all, isMarker), markers} {
+		if len(batch) == 0 {
+			continue
+		}
+		failures, err := inv.Destroy(ctx, batch)
+		if err != nil {
+			return fmt.Errorf("destroy: %w", err)
+		}
+		failed := map[itemID]bool{}
+		for _, f := range failures {
+			failed[idOf(f.Item)] = true
+			var le *sinks.LockedError
+			if errors.As(f.Err, &le) {
+				rep.addLocked(f.Item, le.Lock)
+				continue
+			}
+			rep.Failed++
+			r.Log.Warn("purge: could not destroy an item", "prefix", datePrefix(f.Item.Key), "kind", f.Item.Kind.String(), "error", f.Err.Error())
+		}
+		for _, it := range batch {
+			switch id := idOf(it); {
+			case failed[id]:
+			case stale[id]:
+				rep.Deleted++
+			case it.Kind == sinks.ItemUpload:
+				rep.UploadsAborted++
+			default:
+				rep.SupersededDeleted++
+			}
+		}
+	}
+	return nil
+}
+
+// itemID identifies an item of a walk.
+type itemID struct {
+	key, version, upload string
+	kind                 sinks.ItemKind
+}
+
+func idOf(it sinks.Item) itemID { return itemID{it.Key, it.VersionID, it.UploadID, it.Kind} }
+
+// deleteListed deletes the stale keys through the plain Delete of a sink
+// without the Inventory ability, in batches.
+func (r *Runner) deleteListed(ctx context.Context, rep *PurgeReport) error {
+	keys := slices.Clone(rep.stale)
+	slices.SortStableFunc(keys, func(a, b string) int {
+		return boolInt(strings.HasPrefix(a, stateDir+"/")) - boolInt(strings.HasPrefix(b, stateDir+"/"))
+	})
+	for len(keys) > 0 {
 		batch := keys[:min(len(keys), deleteBatch)]
-		if delErr = r.Sink.Delete(ctx, batch...); delErr != nil {
-			delErr = fmt.Errorf("purge: delete: %w", delErr)
-			break
+		if err := r.Sink.Delete(ctx, batch...); err != nil {
+			return fmt.Errorf("delete: %w", err)
 		}
 		rep.Deleted += len(batch)
 		keys = keys[len(batch):]
 	}
-	if rep.Deleted > 0 {
-		if err := putJSON(ctx, r.Sink, key, rep); err != nil && delErr == nil {
-			return rep, fmt.Errorf("purge: audit record: %w", err)
-		}
-		r.Log.Info("purged objects outside the retention window", "objects", rep.Deleted, "window_start", rep.WindowStart)
-	}
-	return rep, delErr
+	return nil
 }
 
 // sinkTemp is a sink that keeps partial writes of its own, such as the
@@ -213,7 +572,7 @@ func claimTemp(dir string, now time.Time) (*tempLock, error) {
 
 // sweepIdleTemp is the purge's sweep: every spill folder if no runner
 // holds the temp folder's lock, else those older than staleTemp.
-func sweepIdleTemp(dir string, now time.Time, remove bool) (int, error) {
+func sweepIdleTemp(dir string, now time.Time, remove bool) (swept, error) {
 	l, exclusive, _ := lockTemp(dir)
 	defer l.release()
 	age := staleTemp
@@ -223,22 +582,33 @@ func sweepIdleTemp(dir string, now time.Time, remove bool) (int, error) {
 	return sweepTemp(dir, age, now, remove)
 }
 
+// removeAll is os.RemoveAll; tests make it fail, since root, who runs
+// them, may remove any folder.
+var removeAll = os.RemoveAll
+
+// swept counts the spill folders a sweep found, and of those the ones it
+// could not remove.
+type swept struct{ found, failed int }
+
 // sweepTemp finds this program's spill folders in dir (default
 // os.TempDir()) older than age (all of them if age is 0), removes them if
-// remove is set, and returns how many it found. A crash leaves them
-// behind; a live run's folder is younger than staleTemp.
-func sweepTemp(dir string, age time.Duration, now time.Time, remove bool) (int, error) {
+// remove is set, and counts them. A crash leaves them behind; a live run's
+// folder is younger than staleTemp. A folder that cannot be removed (one
+// of another user's, say) is counted and named in the error, and the
+// others are still removed.
+func sweepTemp(dir string, age time.Duration, now time.Time, remove bool) (swept, error) {
+	var n swept
 	if dir == "" {
 		dir = os.TempDir()
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return 0, nil
+			return n, nil
 		}
-		return 0, fmt.Errorf("sweep temp folder: %w", err)
+		return n, fmt.Errorf("sweep temp folder: %w", err)
 	}
-	n := 0
+	var errs []error
 	for _, e := range entries {
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), tempPrefix) {
 			continue
@@ -247,12 +617,13 @@ func sweepTemp(dir string, age time.Duration, now time.Time, remove bool) (int, 
 		if err != nil || age > 0 && now.Sub(info.ModTime()) < age {
 			continue
 		}
+		n.found++
 		if remove {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return n, fmt.Errorf("sweep temp folder: %w", err)
+			if err := removeAll(filepath.Join(dir, e.Name())); err != nil {
+				n.failed++
+				errs = append(errs, fmt.Errorf("sweep temp folder: %w", err))
 			}
 		}
-		n++
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }

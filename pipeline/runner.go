@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -92,6 +93,17 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	// Purge first, before anything that could fail or run out of memory
+	// (reconcile, download, encode): a crash, an OOM kill or an API outage
+	// never stops retention. It runs again at the end for the dates that
+	// left the window meanwhile and the versions the cycle replaced.
+	first, purgeErr := r.Purge(context.WithoutCancel(ctx), false)
+	if purgeErr != nil {
+		errs = append(errs, purgeErr)
+	}
+	sum.ObjectsPurged = first.Deleted
+	sum.OldestDate = first.OldestDate
+	r.warnStore(first)
 	// One reconcile (two list calls) serves every report of the cycle.
 	_, ids, failed, listErr := r.reconcileAll(ctx, false)
 	for _, rc := range r.Config.Reports {
@@ -120,11 +132,39 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	if purgeErr != nil {
 		errs = append(errs, purgeErr)
 	}
-	sum.ObjectsPurged = purged.Deleted
-	sum.OldestDate = purged.OldestDate
+	sum.ObjectsPurged += purged.Deleted
+	sum.Retention = purged
+	sum.Unrecognised = purged.Unrecognised
 	sum.Duration = r.now().Sub(start).Round(time.Millisecond).String()
 	sum.Errors = len(errs)
 	return sum, errors.Join(errs...)
+}
+
+// warnStore warns about what the first purge of a cycle found that the
+// purge cannot fix by itself: a lock period that keeps new objects past
+// the window, and objects it cannot date.
+func (r *Runner) warnStore(rep *PurgeReport) {
+	if rep.Store.DefaultRetention != "" {
+		r.Log.Warn("the bucket locks every new object for a default retention period: data written near the end of the window will be kept past it, and purge cannot destroy it; remove the bucket's default retention",
+			"default_retention", rep.Store.DefaultRetention, "retention_days", r.Config.Retention.Days)
+	}
+	if !rep.Store.Complete {
+		r.Log.Warn("the sink cannot show every object it holds (no sinks.Inventory): retention covers only its listed objects")
+	}
+	if rep.Unrecognised > 0 {
+		r.Log.Warn("objects under the lake cannot be dated, so purge leaves them; run `hdc-export purge --check` to list them", "objects", rep.Unrecognised)
+	}
+}
+
+// tempSpaceHint says what to do when the temp folder ran out of space.
+func tempSpaceHint(err error, dir string) error {
+	if !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	return fmt.Errorf("%w: the temp folder %s is full; a run needs free space there of about the in-window rows of its largest report, uncompressed (see the README, \"Temp space\"): set temp_dir in the config, or TMPDIR, to a larger volume", err, dir)
 }
 
 // ingestAttempts is how many times a run is ingested when its download
@@ -160,7 +200,7 @@ func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter
 			res, err = r.ingest(ctx, rc, reportID, job, window)
 		}
 		if err != nil {
-			return fmt.Errorf("run %s: %w", runID(job.run.Time), err)
+			return fmt.Errorf("run %s: %w", runID(job.run.Time), tempSpaceHint(err, r.Config.TempDir))
 		}
 		sum.add(res)
 	}

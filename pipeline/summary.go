@@ -28,10 +28,13 @@ type Summary struct {
 	CabsFailed         int   `json:"cabs_failed"`          // download or verification failed
 
 	ObjectsPurged int    `json:"objects_purged"`
-	OldestDate    string `json:"oldest_date,omitempty"` // oldest dated object before the purge
-	ReportsFailed int    `json:"reports_failed"`
-	Errors        int    `json:"errors"`
-	Duration      string `json:"duration"`
+	OldestDate    string `json:"oldest_date,omitempty"`          // oldest dated object before the purge
+	Unrecognised  int    `json:"objects_unrecognised,omitempty"` // objects purge cannot date (see purge --check)
+	// Retention is the report of the cycle's last purge.
+	Retention     *PurgeReport `json:"retention,omitempty"`
+	ReportsFailed int          `json:"reports_failed"`
+	Errors        int          `json:"errors"`
+	Duration      string       `json:"duration"`
 }
 
 // NothingToDo reports whether the cycle found no new run, mirrored no cab

@@ -21,7 +21,7 @@ func cmdDDL(_ context.Context, args []string, stdout, stderr io.Writer, getenv f
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, err := LoadStorageConfig(*configPath, getenv)
 	if err != nil {
 		return usageError{err}
 	}

@@ -22,6 +22,7 @@ type (
 	}
 	lifecycler interface {
 		PutLifecycle(ctx context.Context, days int) error
+		LifecycleRules(ctx context.Context) ([]string, error)
 	}
 )
 
@@ -31,7 +32,7 @@ const lifecycleMargin = 2
 
 // check is one line of the doctor's report.
 type check struct {
-	name, status, detail string // status: ok, missing, skip, FAIL
+	name, status, detail string // status: ok, missing, skip, WARN (cannot prove retention), FAIL
 }
 
 // cmdDoctor checks a configured deployment: the sink's abilities and the
@@ -65,11 +66,12 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, get
 			days := cfg.Pipeline.Retention.Days + lifecycleMargin
 			if lc, ok := sink.(lifecycler); ok {
 				add("sink: lifecycle backstop", lc.PutLifecycle(ctx, days),
-					fmt.Sprintf("objects expire %d days after writing; incomplete uploads abort after 1 day", days))
+					fmt.Sprintf("objects expire %d days after writing, noncurrent versions 1 day after they are replaced, expired delete markers are removed, incomplete uploads abort after 1 day", days))
 			} else {
 				checks = append(checks, check{"sink: lifecycle backstop", "skip", "this sink has no lifecycle rules"})
 			}
 		}
+		checks = append(checks, retentionChecks(ctx, sink, cfg.Pipeline.Retention.Days)...)
 	}
 	env, err := setup(ctx, cfg, log)
 	if err != nil {
@@ -85,7 +87,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	failed := 0
 	for _, c := range checks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.status, c.name, c.detail)
-		if c.status == "FAIL" {
+		if c.status == "FAIL" || c.status == "WARN" {
 			failed++
 		}
 	}
@@ -208,4 +210,46 @@ func redactURL(raw string) string {
 		}
 	}
 	return raw
+}
+
+// retentionChecks reports what decides whether the purge can destroy: the
+// store's versioning, object lock and lifecycle rules. Versioning is fine
+// (purge removes every version); object lock is a warning, since it keeps
+// data past the window whatever the purge does.
+func retentionChecks(ctx context.Context, s sinks.Sink, days int) []check {
+	inv, ok := s.(sinks.Inventory)
+	if !ok {
+		return []check{{"sink: retention", "WARN", "the sink cannot show every object it holds; retention cannot be proven"}}
+	}
+	st, err := inv.Settings(ctx)
+	if err != nil {
+		return []check{{"sink: versioning and object lock", "FAIL", err.Error()}}
+	}
+	var out []check
+	switch st.Versioning {
+	case "":
+		out = append(out, check{"sink: versioning", "ok", "off: a delete destroys the object"})
+	default:
+		out = append(out, check{"sink: versioning", "ok", st.Versioning + ": purge destroys every version and delete marker by version id"})
+	}
+	switch r := st.DefaultRetention; {
+	case r.Mode != "":
+		out = append(out, check{"sink: object lock", "WARN", fmt.Sprintf("default retention %s %d days locks every new object: data written near the end of the %d-day window is kept past it, and purge cannot destroy it; remove the bucket's default retention", r.Mode, r.Days, days)})
+	case st.ObjectLock:
+		out = append(out, check{"sink: object lock", "WARN", "enabled with no default retention: an object locked by another tool cannot be destroyed (purge --check reports it)"})
+	default:
+		out = append(out, check{"sink: object lock", "ok", "off"})
+	}
+	if lc, ok := s.(lifecycler); ok {
+		rules, err := lc.LifecycleRules(ctx)
+		switch {
+		case err != nil:
+			out = append(out, check{"sink: lifecycle rules", "FAIL", err.Error()})
+		case len(rules) == 0:
+			out = append(out, check{"sink: lifecycle rules", "ok", "none on the prefix (optional backstop: --apply-lifecycle)"})
+		default:
+			out = append(out, check{"sink: lifecycle rules", "ok", strings.Join(rules, "; ")})
+		}
+	}
+	return out
 }

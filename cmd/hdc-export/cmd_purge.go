@@ -7,58 +7,135 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/hdc-export/hdc-export/pipeline"
 )
 
-// errStale makes `purge --check` exit non-zero.
-var errStale = errors.New("objects older than the retention window exist")
+// Exit codes of `purge` and `purge --check`, for monitoring: each calls
+// for a different action.
+const (
+	exitStale         = 1 // --check: data older than the window exists; `purge` would destroy it
+	exitCannotDestroy = 6 // object lock keeps data past the window, or objects cannot be dated or removed: a person must act
+	exitCouldNotCheck = 7 // the store could not be read (or cannot show everything it holds): nothing is proven
+)
 
-// cmdPurge enforces (or, with --dry-run / --check, inspects) retention
-// without contacting Dev Center.
-func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+// cmdPurge enforces retention (or, with --dry-run / --check, inspects it)
+// with storage access only: it never contacts Dev Center and needs none of
+// its credentials, so it can run as a job of its own.
+func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (int, error) {
 	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "configs/demo.yaml", "config file")
-	dryRun := fs.Bool("dry-run", false, "list what would be deleted; delete nothing")
-	check := fs.Bool("check", false, "delete nothing; exit 1 if anything is older than the window")
+	dryRun := fs.Bool("dry-run", false, "list what would be destroyed (keys, Go-quoted); destroy nothing")
+	check := fs.Bool("check", false, "destroy nothing; exit 0 clean, 1 stale data found, 6 cannot destroy, 7 could not check")
+	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
+	metricsFile := fs.String("metrics-file", "", "write the outcome as Prometheus metrics to this file (node_exporter textfile collector)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		return exitUsage, usageError{err}
 	}
 	log, err := newLogger(stderr, *logFormat, "info")
 	if err != nil {
-		return err
+		return exitUsage, err
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, err := LoadStorageConfig(*configPath, getenv)
 	if err != nil {
-		return usageError{err}
+		return exitUsage, usageError{err}
 	}
+	m := newMetrics()
+	defer func() {
+		if *metricsFile != "" {
+			if err := m.writeFile(*metricsFile); err != nil {
+				log.Error("write metrics file", "error", err.Error())
+			}
+		}
+	}()
 	sink, err := openSink(ctx, cfg.Sink)
 	if err != nil {
-		return err
+		m.observePurge(nil, err)
+		return exitCouldNotCheck, err
 	}
 	var rep *pipeline.PurgeReport
 	if *dryRun || *check {
 		runner := &pipeline.Runner{Config: cfg.Pipeline, Sink: sink, Log: log}
 		rep, err = runner.Purge(ctx, true)
-	} else { // deleting takes the lake's lease, like a cycle
-		c := &cycler{cfg: cfg, env: &environment{sink: sink}, log: log}
+		m.observePurge(rep, err)
+	} else { // destroying takes the lake's lease, like a cycle
+		c := &cycler{cfg: cfg, env: &environment{sink: sink}, log: log, metrics: m}
 		rep, err = c.purge(ctx)
 	}
-	if err != nil {
-		return err
+	if errors.Is(err, pipeline.ErrLeaseHeld) {
+		return exitLeaseHeld, err
 	}
-	if *dryRun || *check {
-		for _, key := range rep.Stale() {
-			fmt.Fprintln(stdout, key)
+	if rep != nil {
+		if (*dryRun || *check) && !*asJSON {
+			for _, key := range rep.Stale() {
+				fmt.Fprintln(stdout, strconv.Quote(key))
+			}
+		}
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if *asJSON {
+			fmt.Fprintln(stdout, string(b))
+		} else {
+			printPurge(stderr, rep)
 		}
 	}
-	b, _ := json.MarshalIndent(rep, "", "  ")
-	fmt.Fprintln(stderr, string(b))
-	if *check && (rep.Objects > 0 || rep.TempFolders > 0) {
-		return fmt.Errorf("%w: %d objects before %s, %d stale temp folders (run `hdc-export purge` to delete them)",
-			errStale, rep.Objects, rep.WindowStart, rep.TempFolders)
+	return purgeExit(rep, err, *check)
+}
+
+// purgeExit maps a purge's or a check's report to its exit code and
+// error. check: stale data found is a failure to report, not to fix.
+func purgeExit(rep *pipeline.PurgeReport, err error, check bool) (int, error) {
+	if rep == nil || !rep.Store.Complete {
+		if err == nil {
+			err = errors.New("the sink cannot show every object it holds")
+		}
+		return exitCouldNotCheck, fmt.Errorf("could not check, nothing is proven: %w", err)
 	}
-	return nil
+	switch v := rep.Judge(); {
+	case v == pipeline.VerdictCannotDestroy:
+		return exitCannotDestroy, errors.Join(err, fmt.Errorf("cannot destroy: %s", cannotDestroy(rep)))
+	case err != nil:
+		return exitFailed, err
+	case v == pipeline.VerdictStale && check:
+		return exitStale, fmt.Errorf("%d items older than the window start %s, %d incomplete uploads, %d stale temp folders (run `hdc-export purge` to destroy them)",
+			rep.Objects, rep.WindowStart, rep.Uploads, rep.TempFolders)
+	}
+	return exitOK, nil
+}
+
+// cannotDestroy says what a purge cannot destroy.
+func cannotDestroy(rep *pipeline.PurgeReport) string {
+	var parts []string
+	if rep.Locked > 0 {
+		parts = append(parts, fmt.Sprintf("%d objects locked until %s", rep.Locked, rep.LockedUntil))
+	}
+	if rep.Unrecognised > 0 {
+		parts = append(parts, fmt.Sprintf("%d unrecognised objects (no readable date; remove them by hand)", rep.Unrecognised))
+	}
+	if rep.Failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d objects could not be removed", rep.Failed))
+	}
+	if rep.TempFoldersFailed > 0 {
+		parts = append(parts, fmt.Sprintf("%d temp folders could not be removed", rep.TempFoldersFailed))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// printPurge writes a short human summary of a report.
+func printPurge(w io.Writer, rep *pipeline.PurgeReport) {
+	fmt.Fprintf(w, "retention window starts %s (%s)\n", rep.WindowStart, rep.Judge())
+	fmt.Fprintf(w, "store: versioning %q, object lock %v, complete listing %v\n", rep.Store.Versioning, rep.Store.ObjectLock, rep.Store.Complete)
+	fmt.Fprintf(w, "scanned: %d objects, %d versions, %d delete markers, %d uploads, %d links\n",
+		rep.Scanned.Objects, rep.Scanned.Versions, rep.Scanned.DeleteMarkers, rep.Scanned.Uploads, rep.Scanned.Links)
+	fmt.Fprintf(w, "outside the window: %d (destroyed %d), superseded versions: %d (destroyed %d), incomplete uploads: %d (aborted %d)\n",
+		rep.Objects, rep.Deleted, rep.Superseded, rep.SupersededDeleted, rep.Uploads, rep.UploadsAborted)
+	if rep.Locked+rep.Unrecognised+rep.Failed+rep.TempFoldersFailed > 0 {
+		fmt.Fprintf(w, "cannot destroy: %s\n", cannotDestroy(rep))
+		for _, k := range rep.UnrecognisedKeys {
+			fmt.Fprintf(w, "  unrecognised: %s\n", k)
+		}
+	}
 }

@@ -19,7 +19,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, err := LoadStorageConfig(*configPath, getenv)
 	if err != nil {
 		return usageError{err}
 	}

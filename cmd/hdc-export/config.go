@@ -85,6 +85,17 @@ var envOverrides = []struct {
 // field is an error), then template files, then the environment, then
 // validation that reports every problem with its field path.
 func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	return loadConfig(path, getenv, true)
+}
+
+// LoadStorageConfig is LoadConfig for commands that touch only the lake
+// (purge, status, ddl): the Dev Center connection is not validated, so a
+// storage-only job needs no Dev Center credentials.
+func LoadStorageConfig(path string, getenv func(string) string) (*Config, error) {
+	return loadConfig(path, getenv, false)
+}
+
+func loadConfig(path string, getenv func(string) string, needAPI bool) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -138,7 +149,7 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 	if cfg.DevCenter.Emulator && cfg.DevCenter.ClientSecret == "" {
 		cfg.DevCenter.ClientSecret = demoSecret
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(needAPI); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -162,9 +173,13 @@ func loadTemplate(path string, def *devcenter.TemplateDef) error {
 }
 
 // Validate checks the composed configuration.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.validate(true) }
+
+// validate checks the configuration, and the Dev Center connection only
+// if needAPI.
+func (c *Config) validate(needAPI bool) error {
 	var errs []error
-	if !c.DevCenter.Emulator {
+	if needAPI && !c.DevCenter.Emulator {
 		dc := c.DevCenter.Config
 		if dc.BaseURL == "" {
 			errs = append(errs, errors.New("devcenter.url: required unless devcenter.emulator is true (or set HDC_API_URL)"))

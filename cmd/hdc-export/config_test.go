@@ -56,7 +56,11 @@ reports:
 
 func TestConfigErrorsNameTheField(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
-		{"retention above the legal limit", validBody + "retention: {days: 31}\n", "retention.days: 31 is not allowed: the Windows Analytics Agreement"},
+		{"retention above the legal limit", validBody + "retention: {days: 31}\n", `retention.days: "31" is not allowed: want a whole number of days from 1 to 30`},
+		{"retention of zero days", validBody + "retention: {days: 0}\n", `retention.days: "0" is not allowed: want a whole number of days from 1 to 30`},
+		{"retention of a fraction", validBody + "retention: {days: 1.5}\n", `retention.days: "1.5" is not allowed: want a whole number of days from 1 to 30`},
+		{"retention as a string", validBody + "retention: {days: \"7\"}\n", `retention.days: "7" is not allowed`},
+		{"retention negative", validBody + "retention: {days: -3}\n", `retention.days: "-3" is not allowed`},
 		{"unknown field", validBody + "retension: {days: 3}\n", "field retension not found"},
 		{"bad dataset name", strings.Replace(validBody, "name: ihv", "name: IHV-Driver", 1), "reports[0].name"},
 		{"missing template", strings.Replace(validBody, "templates/t.json", "templates/none.json", 1), "reports[0].template_file"},
@@ -132,5 +136,21 @@ func TestWarnIfWritable(t *testing.T) {
 	warnIfWritable(log, path)
 	if !strings.Contains(logs.String(), "writable by group or others") {
 		t.Errorf("no warning for a world-writable config: %q", logs.String())
+	}
+}
+
+// TestStorageCommandsNeedNoDevCenterSecret: purge, status and ddl load a
+// config for the real API without its client secret; run does not.
+func TestStorageCommandsNeedNoDevCenterSecret(t *testing.T) {
+	path := writeConfig(t, strings.Replace(validBody, "emulator: true", "url: https://example.invalid", 1))
+	if _, err := LoadStorageConfig(path, env(nil)); err != nil {
+		t.Fatalf("storage-only load: %v", err)
+	}
+	if _, err := LoadConfig(path, env(nil)); err == nil || !strings.Contains(err.Error(), "HDC_CLIENT_SECRET") {
+		t.Fatalf("full load without a secret: %v", err)
+	}
+	cfg, err := LoadStorageConfig(writeConfig(t, validBody+"retention: {days: 7}\n"), env(nil))
+	if err != nil || cfg.Pipeline.Retention.Days != 7 {
+		t.Fatalf("days: %+v, %v", cfg, err)
 	}
 }

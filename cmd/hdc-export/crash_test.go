@@ -1035,6 +1035,13 @@ func (r *rig) crashTrial(t *testing.T, rng *rand.Rand, phase, name string) (tria
 		return tr, false
 	}
 	tr.landed = what
+	if phase == phaseDownload || phase == phaseEncode || phase == phaseUpload {
+		// Purge comes first: a runner killed while it ingests (as an
+		// out-of-memory kill would) has already destroyed the stale data.
+		if left := r.staleLeft(lake); len(left) > 0 {
+			t.Errorf("killed in %s, yet %d stale objects planted before the cycle remain (%s)", what, len(left), head(left))
+		}
+	}
 	if rng.IntN(3) == 0 {
 		expireLease(t, lake)
 		p := r.start(lake, tmp)
@@ -1253,6 +1260,17 @@ func (r *rig) stalePrefixes() []string {
 }
 
 // staleDate is the planted objects' date.
+// staleLeft returns the keys of the lake dated on the planted stale date.
+func (r *rig) staleLeft(lake string) []string {
+	var left []string
+	for key := range readLake(r.t, lake).objects {
+		if strings.Contains(key, "date="+r.staleDate()) {
+			left = append(left, key)
+		}
+	}
+	return left
+}
+
 func (r *rig) staleDate() string {
 	return strings.TrimPrefix(filepath.Base(filepath.Dir(r.firstStale)), "date=")
 }

@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "status":
 		err = cmdStatus(ctx, args[1:], stdout, stderr, getenv)
 	case "purge":
-		err = cmdPurge(ctx, args[1:], stdout, stderr, getenv)
+		code, err = cmdPurge(ctx, args[1:], stdout, stderr, getenv)
 	case "doctor":
 		err = cmdDoctor(ctx, args[1:], stdout, stderr, getenv)
 	case "emulator":

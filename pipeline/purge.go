@@ -266,9 +266,6 @@ func (r *Runner) survey(ctx context.Context, w Window, since time.Time, rep *Pur
 		}
 		walk = func(fn func(sinks.Item) error) error { return inv.Walk(ctx, fn) }
 	}
-	// Keys whose current item is a delete marker: all their versions go.
-	deleted := map[string]bool{}
-	var versions []sinks.Item // kept keys' noncurrent items, sorted out below
 	oldest := Date(1 << 30)
 	err := walk(func(it sinks.Item) error {
 		rep.count(it)
@@ -293,24 +290,16 @@ func (r *Runner) survey(ctx context.Context, w Window, since time.Time, rep *Pur
 			}
 			return nil
 		}
-		switch {
-		case it.Kind == sinks.ItemDeleteMarker && it.Latest:
-			deleted[it.Key] = true
-			versions = append(versions, it)
-		case it.Kind == sinks.ItemVersion || it.Kind == sinks.ItemDeleteMarker:
-			versions = append(versions, it)
+		// A kept key's noncurrent versions and its delete markers, current
+		// or not, are copies the lake no longer shows (a deleted key's
+		// versions are all noncurrent).
+		if it.Kind == sinks.ItemVersion || it.Kind == sinks.ItemDeleteMarker {
+			plan.superseded = append(plan.superseded, it)
 		}
 		return nil
 	})
 	if err != nil {
 		return plan, fmt.Errorf("walk the store: %w", err)
-	}
-	// A deleted key's current version is its marker; anything listed as
-	// an object of it is a version the marker hides.
-	for _, it := range versions {
-		if it.Kind != sinks.ItemObject || deleted[it.Key] {
-			plan.superseded = append(plan.superseded, it)
-		}
 	}
 	rep.Superseded = len(plan.superseded)
 	rep.Objects = len(plan.stale)

@@ -37,16 +37,20 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, fmt.Errorf("local: delete: %w", err))...)
 		}
-		if _, err := removeFile(root, key); err != nil {
+		if _, err := removeFile(root, key); err != nil && !errors.Is(err, errFolder) {
 			errs = append(errs, fmt.Errorf("local: delete %q: %w", key, classify(err)))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// removeFile removes the file at the slash path name, if it is not a
-// folder, and then the folders it leaves empty. It reports whether it
-// removed the file.
+// errFolder is removeFile's answer for a path that names a folder.
+var errFolder = errors.New("names a folder, not a file")
+
+// removeFile removes the file at the slash path name (or the link, or
+// other entry that is not a folder), and then the folders it leaves empty.
+// It reports whether it removed the file. A missing name is not an error;
+// a folder is left alone and reported as errFolder.
 func removeFile(root *os.Root, name string) (bool, error) {
 	fi, err := root.Lstat(osPath(name))
 	if err != nil {
@@ -56,7 +60,7 @@ func removeFile(root *os.Root, name string) (bool, error) {
 		return false, err
 	}
 	if fi.IsDir() {
-		return false, nil // a folder of other objects is not an object
+		return false, errFolder
 	}
 	if err := root.Remove(osPath(name)); err != nil {
 		if isNotFound(err) {
@@ -140,7 +144,7 @@ func (s *Store) RemoveTemp(remove func(name string, modTime time.Time) bool) (in
 	var errs []error
 	for _, name := range stale {
 		removed, err := removeFile(root, name)
-		if err != nil {
+		if err != nil && !errors.Is(err, errFolder) {
 			errs = append(errs, fmt.Errorf("local: remove stale temporary file %q: %w", name, classify(err)))
 		}
 		if removed {

@@ -24,5 +24,8 @@
 //     shared profile, web identity, SSO, instance role), never from Config,
 //     and never appear in errors or in String.
 //
-// Store also implements sinks.CreateOnly (If-None-Match: *) and sinks.Stater.
+// Store also implements sinks.CreateOnly (If-None-Match: *), sinks.Stater
+// and sinks.Inventory: Walk lists every object, version, delete marker and
+// incomplete upload under the prefix, whatever its key, and Destroy removes
+// them for good, by version id and without ever bypassing object lock.
 package s3

@@ -25,7 +25,12 @@ const (
 	opList        = "list"
 	opDelete      = "delete"
 	opLifecycle   = "put-lifecycle"
+	opRules       = "lifecycle-rules"
 	opProbe       = "probe-create-only"
+	opSettings    = "settings"
+	opWalk        = "walk"
+	opDestroy     = "destroy"
+	opLock        = "lock"
 )
 
 // permanentCodes are S3 error codes that no retry can fix.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/hdc-export/hdc-export/sinks"
 )
@@ -142,16 +143,20 @@ func (s *Store) head(ctx context.Context, key, etag string) (*s3.HeadObjectOutpu
 // byte order, with keys relative to the Store's prefix. It pages through
 // ListObjectsV2 (1000 keys a page); S3 returns keys in UTF-8 binary order,
 // which is byte order. Objects whose relative key is not a valid sink key
-// (folder markers such as "dir/", keys with empty segments written by
-// other tools) are skipped.
+// (folder markers such as "dir/", keys with empty segments or control
+// characters written by other tools) are skipped. Keys are listed
+// URL-encoded (encoding-type=url) and decoded: MinIO writes a control
+// character into the XML listing as it is, which no XML parser accepts, so
+// one such key would otherwise break the whole listing.
 func (s *Store) List(ctx context.Context, prefix string, fn func(sinks.Object) error) error {
 	if err := sinks.ValidatePrefix(prefix); err != nil {
 		return fmt.Errorf("s3 %s %q: %w", opList, prefix, err)
 	}
 	root := s.objectKey("")
 	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(s.bucket),
-		Prefix: aws.String(root + prefix),
+		Bucket:       aws.String(s.bucket),
+		Prefix:       aws.String(root + prefix),
+		EncodingType: types.EncodingTypeUrl,
 	})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx, s.callOpts...)
@@ -159,11 +164,15 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(sinks.Object) e
 			return mapErr(opList, prefix, err)
 		}
 		for _, obj := range page.Contents {
-			key, ok := strings.CutPrefix(aws.ToString(obj.Key), root)
+			full, err := decodeKey(page.EncodingType, aws.ToString(obj.Key))
+			if err != nil {
+				return fmt.Errorf("s3 %s %q: listed key %q: %w", opList, prefix, aws.ToString(obj.Key), err)
+			}
+			key, ok := strings.CutPrefix(full, root)
 			if !ok || sinks.ValidateKey(key) != nil {
 				continue
 			}
-			err := fn(sinks.Object{
+			err = fn(sinks.Object{
 				Key:     key,
 				Size:    aws.ToInt64(obj.Size),
 				ModTime: aws.ToTime(obj.LastModified),

@@ -3,6 +3,7 @@ package s3_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/hdc-export/hdc-export/sinks"
 	s3sink "github.com/hdc-export/hdc-export/sinks/s3"
@@ -103,7 +105,14 @@ func TestErrorMapping(t *testing.T) {
 			"List":         c.s.List(ctx, "", func(sinks.Object) error { return nil }),
 			"Delete":       c.s.Delete(ctx, "k"),
 			"PutLifecycle": c.s.PutLifecycle(ctx, 30),
+			"Walk":         c.s.Walk(ctx, func(sinks.Item) error { return nil }),
 		}
+		_, ops["Settings"] = c.s.Settings(ctx)
+		_, ops["Destroy"] = c.s.Destroy(ctx, []sinks.Item{{Key: "k"}, {Key: "u", Kind: sinks.ItemUpload, UploadID: "x"}})
+		if c.s != noBucket { // MinIO answers "Bucket is missing ObjectLockConfiguration": no lock
+			_, ops["LockOf"] = c.s.LockOf(ctx, sinks.Item{Key: "k"})
+		}
+		_, ops["LifecycleRules"] = c.s.LifecycleRules(ctx)
 		if _, err := c.s.Stat(ctx, "k"); c.s != noBucket {
 			ops["Stat"] = err // HEAD has no body: a missing bucket reads as a missing key
 		} else if !errors.Is(err, sinks.ErrNotFound) {
@@ -127,13 +136,35 @@ func TestErrorMapping(t *testing.T) {
 	}
 }
 
+// TestPutLifecycle installs the managed rules on a bucket, never
+// versioned and versioned, beside another Store's and another tool's, and
+// reads them back with LifecycleRules.
 func TestPutLifecycle(t *testing.T) {
 	srv := miniotest.Shared(t)
-	bucket := srv.NewBucket(t)
+	for _, versioning := range versioningStates[:2] {
+		t.Run(name(versioning), func(t *testing.T) {
+			testPutLifecycle(t, srv, newBucketWith(t, srv, versioning))
+		})
+	}
+}
+
+func testPutLifecycle(t *testing.T, srv *miniotest.Server, bucket string) {
 	client := srv.Client()
 	ctx := t.Context()
 
-	// Another tool's rule must survive.
+	// Another tool's rule, inside the Store's prefix, must survive.
+	_, err := client.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{
+		Bucket: aws.String(bucket),
+		LifecycleConfiguration: &types.BucketLifecycleConfiguration{Rules: []types.LifecycleRule{{
+			ID:         aws.String("foreign"),
+			Status:     types.ExpirationStatusEnabled,
+			Filter:     &types.LifecycleRuleFilter{Prefix: aws.String("lake/tmp/")},
+			Expiration: &types.LifecycleExpiration{Days: aws.Int32(3)},
+		}}},
+	})
+	if err != nil {
+		t.Fatalf("PutBucketLifecycleConfiguration(foreign): %v", err)
+	}
 	other := srv.NewStore(t, bucket, "other")
 	if err := other.PutLifecycle(ctx, 90); err != nil {
 		t.Fatalf("PutLifecycle(other): %v", err)
@@ -142,35 +173,38 @@ func TestPutLifecycle(t *testing.T) {
 	if err := s.PutLifecycle(ctx, 0); err == nil {
 		t.Error("PutLifecycle(0) succeeded")
 	}
-	for _, days := range []int{7, 30} { // the second call updates the rule
+	for _, days := range []int{7, 30} { // the second call updates the rules
 		if err := s.PutLifecycle(ctx, days); err != nil {
 			t.Fatalf("PutLifecycle(%d): %v", days, err)
 		}
 	}
-	out, err := client.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(bucket)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules := map[string]string{}
-	for _, r := range out.Rules {
-		var prefix string
-		if r.Filter != nil {
-			prefix = aws.ToString(r.Filter.Prefix)
-		}
-		var abort int32
-		if r.AbortIncompleteMultipartUpload != nil {
-			abort = aws.ToInt32(r.AbortIncompleteMultipartUpload.DaysAfterInitiation)
-		}
-		rules[aws.ToString(r.ID)] = fmt.Sprintf("%s prefix=%s expire=%d abort=%d",
-			r.Status, prefix, aws.ToInt32(r.Expiration.Days), abort)
-	}
+
 	// MinIO accepts AbortIncompleteMultipartUpload and drops it: it expires
 	// stale multipart uploads on its own (api stale_uploads_expiry, 24 h).
-	want := map[string]string{
-		s.LifecycleRuleID():     "Enabled prefix=lake/ expire=30 abort=0",
-		other.LifecycleRuleID(): "Enabled prefix=other/ expire=90 abort=0",
+	rules := func(s *s3sink.Store, prefix string, days int) []string {
+		return []string{
+			fmt.Sprintf("%s: prefix %q, Enabled: expire %d days after write; noncurrent versions 1 day after", s.LifecycleRuleID(), prefix, days),
+			fmt.Sprintf("%s-markers: prefix %q, Enabled: remove expired delete markers", s.LifecycleRuleID(), prefix),
+		}
 	}
-	if fmt.Sprint(rules) != fmt.Sprint(want) {
-		t.Errorf("lifecycle rules = %v, want %v", rules, want)
+	foreign := `foreign: prefix "lake/tmp/", Enabled: expire 3 days after write`
+	root := srv.NewStore(t, bucket, "")
+	for _, c := range []struct {
+		s    *s3sink.Store
+		want []string
+	}{
+		{s, append(rules(s, "lake/", 30), foreign)},
+		{other, rules(other, "other/", 90)},
+		{root, append(append(rules(s, "lake/", 30), foreign), rules(other, "other/", 90)...)},
+	} {
+		got, err := c.s.LifecycleRules(ctx)
+		if err != nil {
+			t.Fatalf("%s: LifecycleRules: %v", c.s, err)
+		}
+		slices.Sort(got)
+		slices.Sort(c.want)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: LifecycleRules:\ngot  %q\nwant %q", c.s, got, c.want)
+		}
 	}
 }

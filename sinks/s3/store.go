@@ -204,5 +204,6 @@ var (
 	_ sinks.Sink       = (*Store)(nil)
 	_ sinks.CreateOnly = (*Store)(nil)
 	_ sinks.Stater     = (*Store)(nil)
+	_ sinks.Inventory  = (*Store)(nil)
 	_ fmt.Stringer     = (*Store)(nil)
 )

@@ -30,8 +30,9 @@ import (
 // an empty sink isolated from every other sink it returns (a new temporary
 // folder, a unique prefix of a test bucket) and register any cleanup with
 // t.Cleanup. Subtests run one after the other; some use many goroutines on
-// their sink. The optional abilities sinks.CreateOnly and sinks.Stater are
-// tested when the sink has them and their subtests are skipped otherwise.
+// their sink. The optional abilities sinks.CreateOnly, sinks.Stater and
+// sinks.Inventory are tested when the sink has them and their subtests are
+// skipped otherwise.
 func Run(t *testing.T, newSink func(t *testing.T) sinks.Sink) {
 	t.Helper()
 	for _, c := range cases {
@@ -86,4 +87,12 @@ var cases = []struct {
 	{"PutIfAbsentRace", testPutIfAbsentRace},
 	{"PutIfAbsentFailed", testPutIfAbsentFailed},
 	{"Stat", testStat},
+
+	// inventory.go; RunInventory runs the cases named "Inventory…".
+	{"InventoryWalk", testInventoryWalk},
+	{"InventoryWalkStops", testInventoryWalkStops},
+	{"InventoryDestroyAll", testInventoryDestroyAll},
+	{"InventoryReplaced", testInventoryReplaced},
+	{"InventoryDeleted", testInventoryDeleted},
+	{"InventoryDestroyGone", testInventoryDestroyGone},
 }

@@ -148,3 +148,32 @@ func (m *memSink) Delete(_ context.Context, keys ...string) error {
 	}
 	return nil
 }
+
+// The memSink keeps no versions and locks nothing: its inventory is its
+// objects.
+
+func (m *memSink) Settings(context.Context) (sinks.Settings, error) { return sinks.Settings{}, nil }
+
+func (m *memSink) LockOf(context.Context, sinks.Item) (sinks.Lock, error) { return sinks.Lock{}, nil }
+
+func (m *memSink) Walk(ctx context.Context, fn func(sinks.Item) error) error {
+	return m.List(ctx, "", func(o sinks.Object) error {
+		return fn(sinks.Item{Key: o.Key, Kind: sinks.ItemObject, Latest: true, Size: o.Size, ModTime: o.ModTime})
+	})
+}
+
+func (m *memSink) Destroy(_ context.Context, items []sinks.Item) ([]sinks.Failure, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var failures []sinks.Failure
+	for _, it := range items {
+		if it.Kind != sinks.ItemObject {
+			failures = append(failures, sinks.Failure{Item: it, Err: fmt.Errorf("mem: no %s", it.Kind)})
+			continue
+		}
+		delete(m.objs, it.Key)
+	}
+	return failures, nil
+}
+
+var _ sinks.Inventory = (*memSink)(nil)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 func TestStartStop(t *testing.T) {
@@ -64,6 +65,51 @@ func TestNewBucketIsolated(t *testing.T) {
 	}
 	if len(names) != 2 {
 		t.Errorf("buckets = %q, want %q and %q", names, a, b)
+	}
+}
+
+// TestNewLockBucketIsRemoved checks that the clean-up of a bucket with
+// object lock removes it although its objects are retained, held, or
+// still being uploaded.
+func TestNewLockBucketIsRemoved(t *testing.T) {
+	srv := Start(t)
+	client := srv.Client()
+	var name string
+	t.Run("locked", func(t *testing.T) {
+		name = srv.NewLockBucket(t)
+		ctx := t.Context()
+		if _, err := client.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{
+			Bucket: aws.String(name),
+			ObjectLockConfiguration: &types.ObjectLockConfiguration{
+				ObjectLockEnabled: types.ObjectLockEnabledEnabled,
+				Rule: &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{
+					Mode: types.ObjectLockRetentionModeGovernance, Days: aws.Int32(1),
+				}},
+			},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(name), Key: aws.String("k"),
+				Body: strings.NewReader("v"), ObjectLockLegalHoldStatus: types.ObjectLockLegalHoldStatusOn}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(name), Key: aws.String("k")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(name), Key: aws.String("u")}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	out, err := client.ListBuckets(t.Context(), &s3.ListBucketsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range out.Buckets {
+		if aws.ToString(b.Name) == name {
+			t.Errorf("bucket %s with object lock left behind", name)
+		}
 	}
 }
 

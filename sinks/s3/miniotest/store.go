@@ -2,6 +2,7 @@ package miniotest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	s3sink "github.com/hdc-export/hdc-export/sinks/s3"
@@ -70,25 +72,101 @@ var bucketSeq atomic.Int64
 // contents, when t finishes.
 func (s *Server) NewBucket(t testing.TB) string {
 	t.Helper()
+	return s.newBucket(t, false)
+}
+
+// NewLockBucket creates an empty bucket with object lock enabled (which
+// also enables versioning) and removes it, with its contents, when t
+// finishes. MinIO refuses to force-delete such a bucket (MethodNotAllowed),
+// so the clean-up first deletes every version with
+// BypassGovernanceRetention: test clean-up is the one place that may
+// bypass a lock. Give test objects GOVERNANCE retention only: COMPLIANCE
+// retention cannot be bypassed, and its bucket stays until the server
+// stops.
+func (s *Server) NewLockBucket(t testing.TB) string {
+	t.Helper()
+	return s.newBucket(t, true)
+}
+
+func (s *Server) newBucket(t testing.TB, lock bool) string {
+	t.Helper()
 	name := bucketName(t.Name(), bucketSeq.Add(1))
 	client := s.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+	in := &s3.CreateBucketInput{Bucket: aws.String(name)}
+	if lock {
+		in.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	if _, err := client.CreateBucket(ctx, in); err != nil {
 		t.Fatalf("miniotest: create bucket %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		// MinIO's force delete removes the bucket with its objects and
-		// incomplete uploads in one call.
-		_, err := client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)},
-			s3.WithAPIOptions(smithyhttp.AddHeaderValue("x-minio-force-delete", "true")))
+		// incomplete uploads in one call, but it answers MethodNotAllowed
+		// for a bucket with object lock, even an empty one.
+		force := s3.WithAPIOptions(smithyhttp.AddHeaderValue("x-minio-force-delete", "true"))
+		if lock {
+			force = func(*s3.Options) {}
+			if err := emptyLockBucket(ctx, client, name); err != nil {
+				t.Logf("miniotest: empty bucket %s: %v", name, err)
+			}
+		}
+		_, err := client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)}, force)
 		if err != nil {
 			t.Logf("miniotest: remove bucket %s: %v", name, err)
 		}
 	})
 	return name
+}
+
+// emptyLockBucket deletes every version and delete marker of bucket,
+// lifting legal holds and bypassing governance retention, and aborts its
+// incomplete uploads.
+func emptyLockBucket(ctx context.Context, client *s3.Client, bucket string) error {
+	var errs []error
+	versions := s3.NewListObjectVersionsPaginator(client, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket)})
+	for versions.HasMorePages() {
+		page, err := versions.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		var ids []types.ObjectIdentifier
+		for _, v := range page.Versions {
+			ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+			_, _ = client.PutObjectLegalHold(ctx, &s3.PutObjectLegalHoldInput{
+				Bucket: aws.String(bucket), Key: v.Key, VersionId: v.VersionId,
+				LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOff},
+			})
+		}
+		for _, m := range page.DeleteMarkers {
+			ids = append(ids, types.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
+		}
+		for _, id := range ids {
+			_, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{
+				Bucket: aws.String(bucket), Key: id.Key, VersionId: id.VersionId,
+				BypassGovernanceRetention: aws.Bool(true),
+			})
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	uploads, err := client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, u := range uploads.Uploads {
+		_, err := client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId,
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 var notBucketChar = regexp.MustCompile(`[^a-z0-9-]+`)

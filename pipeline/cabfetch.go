@@ -6,6 +6,7 @@ import (
 	"crypto/md5" //nolint:gosec // the blob host's integrity checksum, not security
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"hash"
 	"io"
 	"strings"
@@ -22,7 +23,7 @@ type mirrorRun struct {
 	cfg     CabsConfig
 	allow   *devcenter.HostList
 	now     time.Time
-	w       Window
+	w       lake.Window
 	limiter *limiter
 
 	budget int64 // 0 = unlimited
@@ -179,7 +180,7 @@ func (m *mirrorRun) fetch(ctx context.Context, j *cabJob, link string) {
 		return
 	}
 	rd := &cabReader{m: m, ctx: ctx, job: j, link: link, body: body, size: meta.Size, want: meta.MD5, h: md5.New()}
-	key := CabKey(j.ref.date, j.ref.hash)
+	key := lake.CabKey(j.ref.date, j.ref.hash)
 	err = m.r.Sink.Put(ctx, key, rd)
 	rd.close()
 	switch {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"maps"
 	"slices"
@@ -75,7 +76,7 @@ func EncodeCabIndex(rows []CabIndexRow, compression string) ([]byte, error) {
 		parquet.DataPageStatistics(true),
 		parquet.CreatedBy("hdc-export", schema.Version, ""),
 		parquet.KeyValueMetadata("hdc.schema_version", schema.Version),
-		parquet.KeyValueMetadata("hdc.table", cabIndexDir),
+		parquet.KeyValueMetadata("hdc.table", lake.CabIndexDir),
 	)
 	if _, err := w.Write(rows); err != nil {
 		return nil, fmt.Errorf("write cab index: %w", err)
@@ -141,26 +142,26 @@ func sameRows(a, b []CabIndexRow) bool {
 type cabIndexes struct {
 	r       *Runner
 	ctx     context.Context
-	indexed map[Date]bool // dates with an index in the lake
-	present map[Date]map[string]int64
+	indexed map[lake.Date]bool // dates with an index in the lake
+	present map[lake.Date]map[string]int64
 	jobs    map[string]*cabJob
-	byDate  map[Date][]*cabJob // queued jobs, by date
-	pending map[Date]*atomic.Int32
+	byDate  map[lake.Date][]*cabJob // queued jobs, by date
+	pending map[lake.Date]*atomic.Int32
 
-	ready chan Date
+	ready chan lake.Date
 	done  sync.WaitGroup
 	mu    sync.Mutex
-	wrote map[Date]bool
+	wrote map[lake.Date]bool
 	errs  []error
 }
 
 // startCabIndexes lists the existing indexes and starts the early writer.
 // ctx should outlive cancellation: every cab that landed must be indexed.
-func (r *Runner) startCabIndexes(ctx context.Context, w Window, present map[string]cabObject, jobs map[string]*cabJob, queue []*cabJob) (*cabIndexes, error) {
-	x := &cabIndexes{r: r, ctx: ctx, indexed: map[Date]bool{}, present: map[Date]map[string]int64{}, jobs: jobs,
-		byDate: map[Date][]*cabJob{}, pending: map[Date]*atomic.Int32{}, wrote: map[Date]bool{}}
-	err := r.Sink.List(ctx, cabIndexDir+"/", func(o sinks.Object) error {
-		if d, ok := KeyDate(o.Key); ok && w.Contains(d) && o.Key == CabIndexKey(d) {
+func (r *Runner) startCabIndexes(ctx context.Context, w lake.Window, present map[string]cabObject, jobs map[string]*cabJob, queue []*cabJob) (*cabIndexes, error) {
+	x := &cabIndexes{r: r, ctx: ctx, indexed: map[lake.Date]bool{}, present: map[lake.Date]map[string]int64{}, jobs: jobs,
+		byDate: map[lake.Date][]*cabJob{}, pending: map[lake.Date]*atomic.Int32{}, wrote: map[lake.Date]bool{}}
+	err := r.Sink.List(ctx, lake.CabIndexDir+"/", func(o sinks.Object) error {
+		if d, ok := lake.KeyDate(o.Key); ok && w.Contains(d) && o.Key == lake.CabIndexKey(d) {
 			x.indexed[d] = true
 		}
 		return nil
@@ -182,7 +183,7 @@ func (r *Runner) startCabIndexes(ctx context.Context, w Window, present map[stri
 		}
 		x.pending[d].Add(1)
 	}
-	x.ready = make(chan Date, len(x.pending))
+	x.ready = make(chan lake.Date, len(x.pending))
 	x.done.Go(func() {
 		for d := range x.ready {
 			x.write(d)
@@ -199,7 +200,7 @@ func (x *cabIndexes) jobDone(j *cabJob) {
 }
 
 // stored is what date d holds once its jobs are settled: hash → size.
-func (x *cabIndexes) stored(d Date) map[string]int64 {
+func (x *cabIndexes) stored(d lake.Date) map[string]int64 {
 	out := maps.Clone(x.present[d])
 	for _, j := range x.byDate[d] {
 		if j.outcome == cabMirrored {
@@ -212,7 +213,7 @@ func (x *cabIndexes) stored(d Date) map[string]int64 {
 	return out
 }
 
-func (x *cabIndexes) write(d Date) {
+func (x *cabIndexes) write(d lake.Date) {
 	err := x.r.writeCabIndex(x.ctx, d, x.stored(d), x.indexed[d], x.jobs)
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -227,7 +228,7 @@ func (x *cabIndexes) write(d Date) {
 func (x *cabIndexes) finish(workers int) error {
 	close(x.ready)
 	x.done.Wait()
-	todo := map[Date]bool{}
+	todo := map[lake.Date]bool{}
 	for d := range x.present {
 		todo[d] = true
 	}
@@ -248,8 +249,8 @@ func (x *cabIndexes) finish(workers int) error {
 	return errors.Join(append(x.errs, err)...)
 }
 
-func (r *Runner) writeCabIndex(ctx context.Context, d Date, cabs map[string]int64, exists bool, jobs map[string]*cabJob) error {
-	key := CabIndexKey(d)
+func (r *Runner) writeCabIndex(ctx context.Context, d lake.Date, cabs map[string]int64, exists bool, jobs map[string]*cabJob) error {
+	key := lake.CabIndexKey(d)
 	old := map[string]CabIndexRow{}
 	var oldRows []CabIndexRow
 	if exists {
@@ -278,7 +279,7 @@ func (r *Runner) writeCabIndex(ctx context.Context, d Date, cabs map[string]int6
 	rows := make([]CabIndexRow, 0, len(cabs))
 	for _, h := range slices.Sorted(maps.Keys(cabs)) {
 		size := cabs[h]
-		row := CabIndexRow{CabIDHash: h, Key: CabKey(d, h), Size: size, FailureDate: int32(d)}
+		row := CabIndexRow{CabIDHash: h, Key: lake.CabKey(d, h), Size: size, FailureDate: int32(d)}
 		j := jobs[h]
 		prev, had := old[h]
 		switch {

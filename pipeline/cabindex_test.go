@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"slices"
 	"strings"
 	"testing"
@@ -16,14 +17,14 @@ import (
 )
 
 func indexRows() []pipeline.CabIndexRow {
-	d := pipeline.DateOf(t0) - 3
+	d := lake.DateOf(t0) - 3
 	coll := time.Date(2026, 11, 18, 7, 8, 9, 123456789, time.UTC)
 	exp := coll.Add(30 * 24 * time.Hour)
 	return []pipeline.CabIndexRow{
-		{CabIDHash: "ffffffff-0000-4000-8000-000000000002", Key: pipeline.CabKey(d, "ffffffff-0000-4000-8000-000000000002"),
+		{CabIDHash: "ffffffff-0000-4000-8000-000000000002", Key: lake.CabKey(d, "ffffffff-0000-4000-8000-000000000002"),
 			Size: 1 << 40, MD5: "00112233445566778899aabbccddeeff", CollectionTime: &coll, ExpirationTime: &exp,
 			FailureDate: int32(d), Dataset: "oem_driver", View: "OEMDriver"},
-		{CabIDHash: "00000000-0000-4000-8000-000000000001", Key: pipeline.CabKey(d, "00000000-0000-4000-8000-000000000001"),
+		{CabIDHash: "00000000-0000-4000-8000-000000000001", Key: lake.CabKey(d, "00000000-0000-4000-8000-000000000001"),
 			Size: 36, MD5: "ffeeddccbbaa99887766554433221100", FailureDate: int32(d), Dataset: "ihv_driver", View: "IHVDriver"},
 	}
 }
@@ -113,7 +114,7 @@ func TestCabIndexTypes(t *testing.T) {
 }
 
 func TestCabKeysAndIDs(t *testing.T) {
-	d := pipeline.DateOf(t0)
+	d := lake.DateOf(t0)
 	for _, tc := range []struct {
 		in, want string
 		ok       bool
@@ -125,17 +126,17 @@ func TestCabKeysAndIDs(t *testing.T) {
 		{"../1d7b4184-8f18-4207-88b5-36b27636", "", false},
 		{"", "", false},
 	} {
-		got, ok := pipeline.NormalizeCabID(tc.in)
+		got, ok := lake.NormalizeCabID(tc.in)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("NormalizeCabID(%q) = %q, %v", tc.in, got, ok)
 		}
 	}
-	key := pipeline.CabKey(d, "1d7b4184-8f18-4207-88b5-36b276363eb5")
+	key := lake.CabKey(d, "1d7b4184-8f18-4207-88b5-36b276363eb5")
 	if key != "cabs/date=2026-11-21/1d7b4184-8f18-4207-88b5-36b276363eb5.cab" {
 		t.Errorf("CabKey = %q", key)
 	}
-	for _, k := range []string{key, pipeline.CabIndexKey(d), pipeline.CabStateKey("ihv_driver", d)} {
-		if got, ok := pipeline.KeyDate(k); !ok || got != d {
+	for _, k := range []string{key, lake.CabIndexKey(d), lake.CabStateKey("ihv_driver", d)} {
+		if got, ok := lake.KeyDate(k); !ok || got != d {
 			t.Errorf("KeyDate(%q) = %v, %v: the purge would not see it", k, got, ok)
 		}
 	}
@@ -148,14 +149,14 @@ func FuzzNormalizeCabID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		id, ok := pipeline.NormalizeCabID(s)
+		id, ok := lake.NormalizeCabID(s)
 		if !ok {
 			return
 		}
 		if len(id) != 36 || strings.Trim(id, "0123456789abcdef-") != "" || strings.Count(id, "-") != 4 {
 			t.Fatalf("accepted %q as %q", s, id)
 		}
-		if err := sinks.ValidateKey(pipeline.CabKey(pipeline.DateOf(t0), id)); err != nil {
+		if err := sinks.ValidateKey(lake.CabKey(lake.DateOf(t0), id)); err != nil {
 			t.Fatal(err)
 		}
 	})

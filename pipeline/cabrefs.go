@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"io/fs"
 	"os"
@@ -33,7 +34,7 @@ func (r *Runner) readCabRefs(ctx context.Context, p *cabPartition) ([]cabRef, in
 			if raw == "" {
 				return // a row without a cab
 			}
-			id, ok := NormalizeCabID(raw)
+			id, ok := lake.NormalizeCabID(raw)
 			app := strings.TrimSpace(row.app)
 			if !ok || (app != "" && !validAppID(app)) {
 				switch {

@@ -3,79 +3,13 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/schema"
 )
-
-// The mirror's part of the lake (see ARCHITECTURE.md, "The lake contract").
-// Every key carries the failure date, so the purge ages cabs, their index
-// and the mirror's state out with the data.
-const (
-	cabDir      = "cabs"
-	cabIndexDir = "cab_index"
-	cabStateDir = stateDir + "/cabstate"
-)
-
-// CabKey is where a cab lands: "cabs/date=YYYY-MM-DD/<cabIdHash>.cab", under
-// the failure date of the first row that referenced it. cabIDHash must be
-// normalised (see NormalizeCabID).
-func CabKey(d Date, cabIDHash string) string {
-	return cabDir + "/date=" + d.String() + "/" + cabIDHash + ".cab"
-}
-
-// CabIndexKey is the cab index partition of date d.
-func CabIndexKey(d Date) string { return cabIndexDir + "/date=" + d.String() + "/" + partFile }
-
-// CabStateKey records the partition manifest run whose cabs are all done.
-func CabStateKey(dataset string, d Date) string {
-	return cabStateDir + "/" + dataset + "/date=" + d.String() + ".json"
-}
-
-// parseCabKey is the inverse of CabKey; it rejects anything else.
-func parseCabKey(key string) (Date, string, bool) {
-	rest, ok := strings.CutPrefix(key, cabDir+"/date=")
-	if !ok || len(rest) < len(dateLayout)+1 || rest[len(dateLayout)] != '/' {
-		return 0, "", false
-	}
-	d, err := ParseDate(rest[:len(dateLayout)])
-	if err != nil {
-		return 0, "", false
-	}
-	id, ok := strings.CutSuffix(rest[len(dateLayout)+1:], ".cab")
-	if norm, valid := NormalizeCabID(id); !ok || !valid || norm != id {
-		return 0, "", false
-	}
-	return d, id, true
-}
-
-// NormalizeCabID checks a CabIdHash against its documented shape, a GUID
-// (8-4-4-4-12 hex digits, any case), and returns it in lower case. Anything
-// else (path segments, separators, percent-encoding, non-ASCII, any other
-// length) is refused, so a value from a report never becomes part of a key
-// unless it is exactly 36 safe characters.
-func NormalizeCabID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return "", false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return "", false
-			}
-		}
-	}
-	return strings.ToLower(s), true
-}
 
 // validAppID accepts the documented ApplicationId shape (a numeric product
 // id) with some slack: letters, digits, '-', '_' and '.', at most 64.
@@ -202,7 +136,7 @@ type cabRef struct {
 	app       string // ApplicationId, IHV only, may be empty
 	view      string // IHVDriver or OEMDriver
 	dataset   string
-	date      Date      // failure date of the partition that referenced it first
+	date      lake.Date // failure date of the partition that referenced it first
 	collected time.Time // zero if unknown
 	expires   time.Time // zero if unknown
 }
@@ -231,9 +165,9 @@ type cabJob struct {
 type cabPartition struct {
 	dataset  string
 	view     string
-	date     Date
+	date     lake.Date
 	run      string
-	files    []File
+	files    []lake.File
 	refs     []cabRef
 	rejected int       // distinct CabIdHash values refused (see NormalizeCabID)
 	readErr  error     // its references could not be read

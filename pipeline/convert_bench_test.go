@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"log/slog"
 	"slices"
@@ -40,9 +41,9 @@ func BenchmarkConvert(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := NewWindow(now, 90)
-	j := job{run: run, owns: map[Date]bool{}}
-	for d := w.First; d <= DateOf(now); d++ {
+	w := lake.NewWindow(now, 90)
+	j := job{run: run, owns: map[lake.Date]bool{}}
+	for d := w.First; d <= lake.DateOf(now); d++ {
 		j.owns[d] = true
 	}
 	r := &Runner{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -64,12 +65,12 @@ func BenchmarkConvert(b *testing.B) {
 			b.Fatal(err)
 		}
 		workers := ParquetConfig{}.encoders() // follows -cpu
-		var c Commit
+		var c lake.Commit
 		sp.speculate(ctx, workers, schema.EncoderOptions{})
 		if err := r.split(ctx, cr, "bench", layout, sp, j, w, w.First, &c); err != nil {
 			b.Fatal(err)
 		}
-		err = sp.encode(ctx, sp.dates(), workers, schema.EncoderOptions{}, func(d Date, p *spillPart) error {
+		err = sp.encode(ctx, sp.dates(), workers, schema.EncoderOptions{}, func(d lake.Date, p *spillPart) error {
 			return layout.Verify(p.f, p.rows)
 		})
 		if err != nil {

@@ -53,7 +53,7 @@ const tricky = "a,b;\"quoted\"\nsecond line\tand a tab"
 func TestFramingVariants(t *testing.T) {
 	plain := newHarness(t, emulator.Options{RowsPerDay: 30})
 	plain.run(t)
-	want := lakeStats(t, plain.lake, "ihv_driver")
+	want := lakeStats(t, plain.lakeDir, "ihv_driver")
 
 	h := newHarness(t, emulator.Options{RowsPerDay: 30})
 	h.runner.API = reframingAPI{h.client, func(recs [][]string) []byte {
@@ -77,10 +77,10 @@ func TestFramingVariants(t *testing.T) {
 	if sum.RowsBad != 0 {
 		t.Fatalf("%d bad rows", sum.RowsBad)
 	}
-	if got := lakeStats(t, h.lake, "ihv_driver"); !maps.Equal(got, want) {
+	if got := lakeStats(t, h.lakeDir, "ihv_driver"); !maps.Equal(got, want) {
 		t.Errorf("reframed lake differs from the plain one:\n got %v\nwant %v", got, want)
 	}
-	if n := countValue(t, h.lake, "ihv_driver", "failure_name", tricky); n == 0 {
+	if n := countValue(t, h.lakeDir, "ihv_driver", "failure_name", tricky); n == 0 {
 		t.Error("the quoted value with delimiters and newlines did not land intact")
 	}
 
@@ -92,7 +92,7 @@ func TestFramingVariants(t *testing.T) {
 			if sum.RunsIngested == 0 || sum.Rows != 0 || sum.RowsBad != 0 || sum.ReportsFailed != 0 {
 				t.Errorf("summary %+v; want runs ingested with no rows", sum)
 			}
-			if files, _ := filepath.Glob(filepath.Join(h.lake, "*", "date=*", "*.parquet")); len(files) != 0 {
+			if files, _ := filepath.Glob(filepath.Join(h.lakeDir, "*", "date=*", "*.parquet")); len(files) != 0 {
 				t.Errorf("data files from files without rows: %v", files)
 			}
 		})
@@ -178,7 +178,7 @@ func TestBrokenDownloadsAreRetriedInTheRun(t *testing.T) {
 		t.Fatalf("summary %+v", sum)
 	}
 	for _, ds := range []string{"ihv_driver", "oem_driver"} {
-		if got, want := lakeStats(t, h.lake, ds), lakeStats(t, plain.lake, ds); !maps.Equal(got, want) {
+		if got, want := lakeStats(t, h.lakeDir, ds), lakeStats(t, plain.lakeDir, ds); !maps.Equal(got, want) {
 			t.Errorf("%s differs from an unbroken run's", ds)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"reflect"
 	"slices"
@@ -20,9 +21,9 @@ import (
 
 // runResult is what ingesting one run did.
 type runResult struct {
-	commit     Commit
-	change     *SchemaChange  // the run's compatible schema change, if any
-	widened    *DatasetSchema // the dataset's record, to store once committed
+	commit     lake.Commit
+	change     *lake.SchemaChange  // the run's compatible schema change, if any
+	widened    *lake.DatasetSchema // the dataset's record, to store once committed
 	partitions int
 	bytes      int64
 }
@@ -30,9 +31,9 @@ type runResult struct {
 // ingest downloads one run, converts its rows into date partitions, writes
 // every partition the run owns (data, then manifest), and writes the run's
 // commit record last.
-func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter.ID, j job, w Window) (runResult, error) {
-	run := runID(j.run.Time)
-	res := runResult{commit: Commit{Dataset: rc.Name, ReportID: int64(reportID), Run: run}}
+func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter.ID, j job, w lake.Window) (runResult, error) {
+	run := lake.RunID(j.run.Time)
+	res := runResult{commit: lake.Commit{Dataset: rc.Name, ReportID: int64(reportID), Run: run}}
 	ds, err := schema.Lookup(rc.Template.View)
 	if err != nil {
 		return res, err
@@ -92,7 +93,7 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		if err := r.checkBadRows(file, &res.commit); err != nil {
 			return res, err
 		}
-		err = sp.encode(ctx, sp.dates(), r.Config.Parquet.encoders(), opts, func(d Date, part *spillPart) error {
+		err = sp.encode(ctx, sp.dates(), r.Config.Parquet.encoders(), opts, func(d lake.Date, part *spillPart) error {
 			return r.commitOwned(ctx, rc.Name, reportID, run, d, layout, part, &res)
 		})
 		if err != nil {
@@ -112,11 +113,11 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		return res, err
 	}
 	if res.widened != nil {
-		if err := putJSON(ctx, r.Sink, SchemaKey(rc.Name), res.widened); err != nil {
+		if err := lake.PutJSON(ctx, r.Sink, lake.SchemaKey(rc.Name), res.widened); err != nil {
 			return res, fmt.Errorf("write schema record: %w", err)
 		}
 	}
-	if err := putJSON(ctx, r.Sink, CommitKey(rc.Name, int64(reportID), j.run.Time), res.commit); err != nil {
+	if err := lake.PutJSON(ctx, r.Sink, lake.CommitKey(rc.Name, int64(reportID), j.run.Time), res.commit); err != nil {
 		return res, err
 	}
 	r.Log.Info("run committed", "report", rc.Name, "run", run, "partitions", res.partitions,
@@ -126,7 +127,7 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 
 // commitOwned commits date d of a run (see commitPartition) and counts it
 // in res.
-func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devcenter.ID, run string, d Date, layout *schema.Layout, part *spillPart, res *runResult) error {
+func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devcenter.ID, run string, d lake.Date, layout *schema.Layout, part *spillPart, res *runResult) error {
 	n, err := r.commitPartition(ctx, dataset, reportID, run, d, layout, part, res.change)
 	if err != nil {
 		return fmt.Errorf("partition %s: %w", d, err)
@@ -145,7 +146,7 @@ func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devce
 // is logged by line and column, never by value. Three goroutines overlap:
 // the download and its decompression (the reader's read-ahead), finding
 // the records (readRecords), and typing and spilling them (split).
-func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file string, layout *schema.Layout, sp *spill, j job, w Window, first Date, c *Commit) error {
+func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file string, layout *schema.Layout, sp *spill, j job, w lake.Window, first lake.Date, c *lake.Commit) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches, free := make(chan *recordBatch, 4), make(chan *recordBatch, 5)
@@ -198,7 +199,7 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 				}
 				continue
 			}
-			date := Date(d)
+			date := lake.Date(d)
 			if !layout.Dated() {
 				date = first // the run's own date
 			}
@@ -230,15 +231,15 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 // newer run (c.Superseded). It decides as split and badRow would after
 // typing the whole record, good or bad, when the date parses; a record
 // without a readable date is left to them.
-func dropByDate(c *Commit, date string, w Window, j job) bool {
+func dropByDate(c *lake.Commit, date string, w lake.Window, j job) bool {
 	d, err := schema.ParseDate(date)
 	switch {
 	case err != nil:
 		return false
-	case !w.Contains(Date(d)):
+	case !w.Contains(lake.Date(d)):
 		c.TooOld++
 		return true
-	case !j.owns[Date(d)]:
+	case !j.owns[lake.Date(d)]:
 		c.Superseded++
 		return true
 	}
@@ -321,11 +322,11 @@ func readRecords(ctx context.Context, cr *devcenter.RecordReader, out chan<- *re
 	}
 }
 
-func (r *Runner) badRow(c *Commit, file string, sp *spill, first Date, w Window, j job, fe *schema.FieldError, rec []string, layout *schema.Layout) error {
+func (r *Runner) badRow(c *lake.Commit, file string, sp *spill, first lake.Date, w lake.Window, j job, fe *schema.FieldError, rec []string, layout *schema.Layout) error {
 	date, dated := first, false
 	if di := layout.DateIndex(); di >= 0 && di < len(rec) {
 		if d, err := schema.ParseDate(rec[di]); err == nil {
-			date, dated = Date(d), true
+			date, dated = lake.Date(d), true
 		}
 	}
 	switch {
@@ -354,7 +355,7 @@ func (r *Runner) putQuarantine(ctx context.Context, dataset string, reportID dev
 		if err := r.fence(ctx); err != nil {
 			return err
 		}
-		if err := r.Sink.Put(ctx, QuarantineKey(dataset, d, int64(reportID), run), q.f); err != nil {
+		if err := r.Sink.Put(ctx, lake.QuarantineKey(dataset, d, int64(reportID), run), q.f); err != nil {
 			return fmt.Errorf("put quarantine: %w", err)
 		}
 	}
@@ -363,7 +364,7 @@ func (r *Runner) putQuarantine(ctx context.Context, dataset string, reportID dev
 
 // checkBadRows fails the run, before anything of it is committed, when the
 // share of bad rows is above bad_rows.max_fraction.
-func (r *Runner) checkBadRows(file string, c *Commit) error {
+func (r *Runner) checkBadRows(file string, c *lake.Commit) error {
 	total := c.Rows + c.Bad
 	if c.Bad == 0 || float64(c.Bad) <= r.Config.BadRows.MaxFraction*float64(total) {
 		return nil
@@ -406,12 +407,12 @@ func (r *Runner) open(ctx context.Context, reportID devcenter.ID, run devcenter.
 // the run's compatible schema change, recorded in the manifest. The data
 // object is put before the manifest, so a crash in between is redone by the
 // next run. It returns the bytes written.
-func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID devcenter.ID, run string, d Date, layout *schema.Layout, part *spillPart, change *SchemaChange) (int64, error) {
+func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID devcenter.ID, run string, d lake.Date, layout *schema.Layout, part *spillPart, change *lake.SchemaChange) (int64, error) {
 	if err := r.fence(ctx); err != nil {
 		return 0, err
 	}
-	var old Manifest
-	err := getJSON(ctx, r.Sink, ManifestKey(dataset, d), &old)
+	var old lake.Manifest
+	err := lake.GetJSON(ctx, r.Sink, lake.ManifestKey(dataset, d), &old)
 	switch {
 	case errors.Is(err, sinks.ErrNotFound):
 	case err != nil:
@@ -420,21 +421,21 @@ func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID d
 		r.Log.Info("partition kept: a newer run wrote it", "dataset", dataset, "date", d.String())
 		return 0, nil
 	}
-	m := Manifest{Dataset: dataset, Date: d.String(), ReportID: int64(reportID), Run: run, SchemaVersion: schema.Version, SchemaChange: change}
+	m := lake.Manifest{Dataset: dataset, Date: d.String(), ReportID: int64(reportID), Run: run, SchemaVersion: schema.Version, SchemaChange: change}
 	if layout != nil {
 		m.Schema = layout.Signature()
 	}
 	var written int64
 	if part == nil {
-		if err := r.Sink.Delete(ctx, DataKey(dataset, d)); err != nil {
+		if err := r.Sink.Delete(ctx, lake.DataKey(dataset, d)); err != nil {
 			return 0, fmt.Errorf("remove data: %w", err)
 		}
 	} else {
-		f, err := checkPart(layout, part, DataKey(dataset, d))
+		f, err := checkPart(layout, part, lake.DataKey(dataset, d))
 		if err != nil {
 			return 0, err
 		}
-		m.Rows, m.Files = f.Rows, []File{f}
+		m.Rows, m.Files = f.Rows, []lake.File{f}
 		if !(old.Run == run && slices.Equal(old.Files, m.Files)) {
 			if err := r.Sink.Put(ctx, f.Key, part.f); err != nil {
 				return 0, fmt.Errorf("put data: %w", err)
@@ -445,26 +446,26 @@ func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID d
 	if old.Run == run && old.Rows == m.Rows && slices.Equal(old.Files, m.Files) && old.Schema == m.Schema && reflect.DeepEqual(old.SchemaChange, m.SchemaChange) {
 		return written, nil
 	}
-	return written, putJSON(ctx, r.Sink, ManifestKey(dataset, d), m)
+	return written, lake.PutJSON(ctx, r.Sink, lake.ManifestKey(dataset, d), m)
 }
 
 // checkPart verifies a spill file with the independent reader, hashes it,
 // and rewinds it for upload.
-func checkPart(layout *schema.Layout, part *spillPart, key string) (File, error) {
+func checkPart(layout *schema.Layout, part *spillPart, key string) (lake.File, error) {
 	rows := part.rows
 	if err := layout.Verify(part.f, rows); err != nil {
-		return File{}, err
+		return lake.File{}, err
 	}
 	if _, err := part.f.Seek(0, io.SeekStart); err != nil {
-		return File{}, fmt.Errorf("rewind spill file: %w", err)
+		return lake.File{}, fmt.Errorf("rewind spill file: %w", err)
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, part.f)
 	if err != nil {
-		return File{}, fmt.Errorf("hash spill file: %w", err)
+		return lake.File{}, fmt.Errorf("hash spill file: %w", err)
 	}
 	if _, err := part.f.Seek(0, io.SeekStart); err != nil {
-		return File{}, fmt.Errorf("rewind spill file: %w", err)
+		return lake.File{}, fmt.Errorf("rewind spill file: %w", err)
 	}
-	return File{Key: key, Rows: rows, Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return lake.File{Key: key, Rows: rows, Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,12 +14,6 @@ import (
 
 	"github.com/hdc-export/hdc-export/sinks"
 )
-
-// leaseDir holds one object per lease epoch: "_hdc/lease/0000000042.json".
-// Taking the lease is a create-only put of the next epoch, so of any number
-// of runners that race for it exactly one wins; the epoch is the fencing
-// token.
-const leaseDir = stateDir + "/lease/"
 
 // Errors of the lease.
 var (
@@ -30,13 +25,6 @@ var (
 	// ErrNoCreateOnly: the sink cannot do create-only puts, so no lease.
 	ErrNoCreateOnly = errors.New("sink has no create-only put: cannot take a lease")
 )
-
-// leaseRecord is the content of a lease object.
-type leaseRecord struct {
-	Holder  string    `json:"holder"`
-	Epoch   int64     `json:"epoch"`
-	Expires time.Time `json:"expires"`
-}
 
 // Lease is this runner's hold on one lake: one cycle at a time per lake,
 // across processes and machines. Its methods are safe for concurrent use.
@@ -75,8 +63,8 @@ func AcquireLease(ctx context.Context, s sinks.Sink, holder string, ttl time.Dur
 		return nil, fmt.Errorf("%w (%s, until %s)", ErrLeaseHeld, rec.Holder, rec.Expires.UTC().Format(time.RFC3339))
 	}
 	l := &Lease{sink: s, holder: holder, ttl: ttl, now: now, epoch: latest + 1, expires: t.Add(ttl)}
-	b, _ := json.Marshal(leaseRecord{Holder: holder, Epoch: l.epoch, Expires: l.expires})
-	if err := co.PutIfAbsent(ctx, leaseKey(l.epoch), bytes.NewReader(b)); err != nil {
+	b, _ := json.Marshal(lake.LeaseRecord{Holder: holder, Epoch: l.epoch, Expires: l.expires})
+	if err := co.PutIfAbsent(ctx, lake.LeaseKey(l.epoch), bytes.NewReader(b)); err != nil {
 		if errors.Is(err, sinks.ErrExists) {
 			return nil, fmt.Errorf("%w (taken at the same moment)", ErrLeaseHeld)
 		}
@@ -85,31 +73,29 @@ func AcquireLease(ctx context.Context, s sinks.Sink, holder string, ttl time.Dur
 	// Older epochs are history now; remove them (best effort).
 	var old []string
 	for e := latest; e > 0 && e > latest-16; e-- {
-		old = append(old, leaseKey(e))
+		old = append(old, lake.LeaseKey(e))
 	}
 	_ = s.Delete(ctx, old...)
 	return l, nil
 }
 
-func leaseKey(epoch int64) string { return fmt.Sprintf("%s%010d.json", leaseDir, epoch) }
-
 // latestLease returns the highest epoch and its record (0 if none).
-func latestLease(ctx context.Context, s sinks.Sink) (int64, leaseRecord, error) {
+func latestLease(ctx context.Context, s sinks.Sink) (int64, lake.LeaseRecord, error) {
 	var latest int64
-	err := s.List(ctx, leaseDir, func(o sinks.Object) error {
-		name := strings.TrimSuffix(strings.TrimPrefix(o.Key, leaseDir), ".json")
+	err := s.List(ctx, lake.LeaseDir, func(o sinks.Object) error {
+		name := strings.TrimSuffix(strings.TrimPrefix(o.Key, lake.LeaseDir), ".json")
 		if e, err := strconv.ParseInt(name, 10, 64); err == nil && e > latest {
 			latest = e
 		}
 		return nil
 	})
 	if err != nil || latest == 0 {
-		return latest, leaseRecord{}, err
+		return latest, lake.LeaseRecord{}, err
 	}
-	var rec leaseRecord
-	if err := getJSON(ctx, s, leaseKey(latest), &rec); err != nil {
+	var rec lake.LeaseRecord
+	if err := lake.GetJSON(ctx, s, lake.LeaseKey(latest), &rec); err != nil {
 		if errors.Is(err, sinks.ErrNotFound) { // deleted under us: treat as free
-			return latest, leaseRecord{}, nil
+			return latest, lake.LeaseRecord{}, nil
 		}
 		return 0, rec, fmt.Errorf("read lease: %w", err)
 	}
@@ -146,8 +132,8 @@ func (l *Lease) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	expires := l.now().Add(l.ttl)
 	l.mu.Unlock()
-	b, _ := json.Marshal(leaseRecord{Holder: l.holder, Epoch: l.epoch, Expires: expires})
-	if err := l.sink.Put(ctx, leaseKey(l.epoch), bytes.NewReader(b)); err != nil {
+	b, _ := json.Marshal(lake.LeaseRecord{Holder: l.holder, Epoch: l.epoch, Expires: expires})
+	if err := l.sink.Put(ctx, lake.LeaseKey(l.epoch), bytes.NewReader(b)); err != nil {
 		return fmt.Errorf("renew lease: %w", err)
 	}
 	l.mu.Lock()
@@ -181,7 +167,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if err := l.Check(ctx); err != nil {
 		return nil // not ours any more: nothing to release
 	}
-	if err := l.sink.Delete(ctx, leaseKey(l.epoch)); err != nil {
+	if err := l.sink.Delete(ctx, lake.LeaseKey(l.epoch)); err != nil {
 		return fmt.Errorf("release lease: %w", err)
 	}
 	l.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"slices"
 	"strings"
 	"sync"
@@ -23,7 +24,7 @@ import (
 func (r *Runner) Mirror(ctx context.Context) (*Summary, error) {
 	start := r.now()
 	sum := &Summary{Started: start}
-	w := NewWindow(start, r.Config.Retention.Days)
+	w := lake.NewWindow(start, r.Config.Retention.Days)
 	sum.WindowStart = w.First.String()
 	err := r.mirror(ctx, w, sum)
 	sum.Duration = r.now().Sub(start).Round(time.Millisecond).String()
@@ -35,7 +36,7 @@ func (r *Runner) Mirror(ctx context.Context) (*Summary, error) {
 
 // mirror is the stage; it adds its counts to sum. An error does not undo
 // what was stored: every cab that landed stays, and the next run continues.
-func (r *Runner) mirror(ctx context.Context, w Window, sum *Summary) error {
+func (r *Runner) mirror(ctx context.Context, w lake.Window, sum *Summary) error {
 	cfg := r.Config.Cabs
 	if !cfg.On() {
 		return nil
@@ -163,10 +164,10 @@ func (r *Runner) mirror(ctx context.Context, w Window, sum *Summary) error {
 // listCabs returns the cabs in the lake inside the window, by normalised
 // CabIdHash. If a cab is stored under two dates (which the mirror never
 // does), the older one counts.
-func (r *Runner) listCabs(ctx context.Context, w Window) (map[string]cabObject, error) {
+func (r *Runner) listCabs(ctx context.Context, w lake.Window) (map[string]cabObject, error) {
 	out := map[string]cabObject{}
-	err := r.Sink.List(ctx, cabDir+"/", func(o sinks.Object) error {
-		d, id, ok := parseCabKey(o.Key)
+	err := r.Sink.List(ctx, lake.CabDir+"/", func(o sinks.Object) error {
+		d, id, ok := lake.ParseCabKey(o.Key)
 		if !ok || !w.Contains(d) {
 			return nil
 		}
@@ -182,14 +183,14 @@ func (r *Runner) listCabs(ctx context.Context, w Window) (map[string]cabObject, 
 }
 
 type cabObject struct {
-	date Date
+	date lake.Date
 	size int64
 }
 
 // cabPartitions returns the configured datasets' partitions inside the
 // window whose manifest differs from their mirror state, oldest date
 // first (so a cab lands under the oldest date that references it).
-func (r *Runner) cabPartitions(ctx context.Context, w Window) ([]*cabPartition, error) {
+func (r *Runner) cabPartitions(ctx context.Context, w lake.Window) ([]*cabPartition, error) {
 	var parts []*cabPartition
 	var errs []error
 	for _, rc := range r.Config.Reports {
@@ -201,9 +202,9 @@ func (r *Runner) cabPartitions(ctx context.Context, w Window) ([]*cabPartition, 
 		if !slices.ContainsFunc(rc.Template.Projection, func(c string) bool { return strings.EqualFold(c, "CabIdHash") }) {
 			continue // this report has no cabs
 		}
-		var dates []Date
-		err = r.Sink.List(ctx, manifestDir+"/"+rc.Name+"/", func(o sinks.Object) error {
-			if d, ok := KeyDate(o.Key); ok && w.Contains(d) && o.Key == ManifestKey(rc.Name, d) {
+		var dates []lake.Date
+		err = r.Sink.List(ctx, lake.ManifestDir+"/"+rc.Name+"/", func(o sinks.Object) error {
+			if d, ok := lake.KeyDate(o.Key); ok && w.Contains(d) && o.Key == lake.ManifestKey(rc.Name, d) {
 				dates = append(dates, d)
 			}
 			return nil
@@ -215,12 +216,12 @@ func (r *Runner) cabPartitions(ctx context.Context, w Window) ([]*cabPartition, 
 		found := make([]*cabPartition, len(dates))
 		err = parallel(ctx, 8, len(dates), func(ctx context.Context, i int) error {
 			d := dates[i]
-			var m Manifest
-			if err := getJSON(ctx, r.Sink, ManifestKey(rc.Name, d), &m); err != nil {
+			var m lake.Manifest
+			if err := lake.GetJSON(ctx, r.Sink, lake.ManifestKey(rc.Name, d), &m); err != nil {
 				return fmt.Errorf("%s %s: %w", rc.Name, d, err)
 			}
 			var st CabState
-			switch err := getJSON(ctx, r.Sink, CabStateKey(rc.Name, d), &st); {
+			switch err := lake.GetJSON(ctx, r.Sink, lake.CabStateKey(rc.Name, d), &st); {
 			case err == nil && st.Run == m.Run && st.Files == filesDigest(m.Files):
 				return nil // every cab of this partition is done
 			case err != nil && !errors.Is(err, sinks.ErrNotFound):
@@ -251,7 +252,7 @@ func (r *Runner) cabPartitions(ctx context.Context, w Window) ([]*cabPartition, 
 	return parts, errors.Join(errs...)
 }
 
-func filesDigest(files []File) string {
+func filesDigest(files []lake.File) string {
 	sums := make([]string, len(files))
 	for i, f := range files {
 		sums[i] = f.SHA256
@@ -285,7 +286,7 @@ func (r *Runner) writeCabStates(ctx context.Context, workers int, parts []*cabPa
 				st.NotFound++
 			}
 		}
-		return putJSON(ctx, r.Sink, CabStateKey(p.dataset, p.date), st)
+		return lake.PutJSON(ctx, r.Sink, lake.CabStateKey(p.dataset, p.date), st)
 	})
 }
 

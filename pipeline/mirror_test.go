@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -72,9 +73,9 @@ func newCabHarness(t testing.TB, opts emulator.Options, wrap func(http.Handler) 
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	h := &cabHarness{em: em, srv: srv, log: &bytes.Buffer{}}
-	h.harness = &harness{clock: clock, client: devcentertest.NewClient(t, srv.URL), lake: t.TempDir(), tmp: t.TempDir()}
+	h.harness = &harness{clock: clock, client: devcentertest.NewClient(t, srv.URL), lakeDir: t.TempDir(), tmp: t.TempDir()}
 	var err error
-	if h.sink, err = local.New(h.lake); err != nil {
+	if h.sink, err = local.New(h.lakeDir); err != nil {
 		t.Fatal(err)
 	}
 	cfg := pipeline.Config{TempDir: h.tmp, Reports: []pipeline.ReportConfig{
@@ -116,8 +117,8 @@ func (h *cabHarness) ingestOnly(t *testing.T) {
 
 // refInfo is what a test needs to know about a referenced cab.
 type refInfo struct {
-	date pipeline.Date // oldest failure date referencing it
-	app  string        // ApplicationId (IHV)
+	date lake.Date // oldest failure date referencing it
+	app  string    // ApplicationId (IHV)
 	oem  bool
 }
 
@@ -125,23 +126,23 @@ type refInfo struct {
 // independently of the mirror (whole rows, by column name) and returns
 // every CabIdHash referenced by a row whose cab has not expired at now
 // (lower case), with the oldest failure date referencing it.
-func wantCabs(t testing.TB, lake string, now time.Time) map[string]pipeline.Date {
+func wantCabs(t testing.TB, lakeDir string, now time.Time) map[string]lake.Date {
 	t.Helper()
-	out := map[string]pipeline.Date{}
-	for h, ref := range referencedCabs(t, lake, now) {
+	out := map[string]lake.Date{}
+	for h, ref := range referencedCabs(t, lakeDir, now) {
 		out[h] = ref.date
 	}
 	return out
 }
 
-func referencedCabs(t testing.TB, lake string, now time.Time) map[string]refInfo {
+func referencedCabs(t testing.TB, lakeDir string, now time.Time) map[string]refInfo {
 	t.Helper()
-	w := pipeline.NewWindow(now, 30)
+	w := lake.NewWindow(now, 30)
 	out := map[string]refInfo{}
 	for _, ds := range []string{"ihv_driver", "oem_driver"} {
-		files, _ := filepath.Glob(filepath.Join(lake, ds, "date=*", "*.parquet"))
+		files, _ := filepath.Glob(filepath.Join(lakeDir, ds, "date=*", "*.parquet"))
 		for _, path := range files {
-			d, err := pipeline.ParseDate(strings.TrimPrefix(filepath.Base(filepath.Dir(path)), "date="))
+			d, err := lake.ParseDate(strings.TrimPrefix(filepath.Base(filepath.Dir(path)), "date="))
 			if err != nil || !w.Contains(d) {
 				continue
 			}
@@ -197,10 +198,10 @@ func referencedCabs(t testing.TB, lake string, now time.Time) map[string]refInfo
 
 // lakeCabs walks lake/cabs and returns each cab's dates (a cab stored
 // twice shows two).
-func lakeCabs(t testing.TB, lake string) map[string][]string {
+func lakeCabs(t testing.TB, lakeDir string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	files, _ := filepath.Glob(filepath.Join(lake, "cabs", "date=*", "*"))
+	files, _ := filepath.Glob(filepath.Join(lakeDir, "cabs", "date=*", "*"))
 	for _, f := range files {
 		date := strings.TrimPrefix(filepath.Base(filepath.Dir(f)), "date=")
 		out[strings.TrimSuffix(filepath.Base(f), ".cab")] = append(out[strings.TrimSuffix(filepath.Base(f), ".cab")], date)
@@ -211,9 +212,9 @@ func lakeCabs(t testing.TB, lake string) map[string][]string {
 // checkCabs asserts that the lake holds exactly the wanted cabs, each once,
 // under the oldest date referencing it, with the emulator's bytes, and
 // that the cab index describes exactly those objects.
-func (h *cabHarness) checkCabs(t *testing.T, want map[string]pipeline.Date) {
+func (h *cabHarness) checkCabs(t *testing.T, want map[string]lake.Date) {
 	t.Helper()
-	got := lakeCabs(t, h.lake)
+	got := lakeCabs(t, h.lakeDir)
 	for hash, d := range want {
 		dates := got[hash]
 		if len(dates) != 1 {
@@ -223,7 +224,7 @@ func (h *cabHarness) checkCabs(t *testing.T, want map[string]pipeline.Date) {
 		if dates[0] != d.String() {
 			t.Errorf("cab %s under %s, want the oldest referencing date %s", hash, dates[0], d)
 		}
-		b, err := os.ReadFile(filepath.Join(h.lake, pipeline.CabKey(d, hash)))
+		b, err := os.ReadFile(filepath.Join(h.lakeDir, lake.CabKey(d, hash)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +240,7 @@ func (h *cabHarness) checkCabs(t *testing.T, want map[string]pipeline.Date) {
 	}
 	// The index: one row per object, matching it.
 	rows := 0
-	files, _ := filepath.Glob(filepath.Join(h.lake, "cab_index", "date=*", "*.parquet"))
+	files, _ := filepath.Glob(filepath.Join(h.lakeDir, "cab_index", "date=*", "*.parquet"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -252,14 +253,14 @@ func (h *cabHarness) checkCabs(t *testing.T, want map[string]pipeline.Date) {
 		date := strings.TrimPrefix(filepath.Base(filepath.Dir(f)), "date=")
 		for _, row := range idx {
 			rows++
-			obj, err := os.ReadFile(filepath.Join(h.lake, row.Key))
+			obj, err := os.ReadFile(filepath.Join(h.lakeDir, row.Key))
 			if err != nil {
 				t.Errorf("index row %s: %v", row.Key, err)
 				continue
 			}
 			sum := md5.Sum(obj)
-			if row.Size != int64(len(obj)) || row.MD5 != hex.EncodeToString(sum[:]) || pipeline.Date(row.FailureDate).String() != date ||
-				row.Key != pipeline.CabKey(pipeline.Date(row.FailureDate), row.CabIDHash) {
+			if row.Size != int64(len(obj)) || row.MD5 != hex.EncodeToString(sum[:]) || lake.Date(row.FailureDate).String() != date ||
+				row.Key != lake.CabKey(lake.Date(row.FailureDate), row.CabIDHash) {
 				t.Errorf("index row %+v does not match its object (%d bytes, md5 %x)", row, len(obj), sum)
 			}
 			if row.ExpirationTime == nil || row.CollectionTime == nil || row.Dataset == "" || row.View == "" {
@@ -316,7 +317,7 @@ func TestMirrorAcceptance(t *testing.T) {
 	counter := &countingHandler{}
 	h := newCabHarness(t, cabOptions(), func(next http.Handler) http.Handler { counter.next = next; return counter })
 	sum := h.run(t)
-	want := wantCabs(t, h.lake, h.clock.Now())
+	want := wantCabs(t, h.lakeDir, h.clock.Now())
 	if len(want) < 50 {
 		t.Fatalf("only %d cabs referenced; the test needs more", len(want))
 	}
@@ -331,10 +332,10 @@ func TestMirrorAcceptance(t *testing.T) {
 		t.Error("the log names a CabIdHash")
 	}
 
-	before := treeHash(t, h.lake)
+	before := treeHash(t, h.lakeDir)
 	links := counter.links.Load()
 	sum = h.run(t)
-	if after := treeHash(t, h.lake); !maps.Equal(before, after) {
+	if after := treeHash(t, h.lakeDir); !maps.Equal(before, after) {
 		t.Error("an idle second run changed the lake")
 	}
 	if sum.CabsMirrored != 0 || !sum.NothingToDo() || counter.links.Load() != links {
@@ -342,7 +343,7 @@ func TestMirrorAcceptance(t *testing.T) {
 	}
 }
 
-func firstKey(m map[string]pipeline.Date) string {
+func firstKey(m map[string]lake.Date) string {
 	for k := range m {
 		return k
 	}
@@ -355,11 +356,11 @@ func TestMirrorNewDayAddsOnlyNewCabs(t *testing.T) {
 	counter := &countingHandler{}
 	h := newCabHarness(t, cabOptions(), func(next http.Handler) http.Handler { counter.next = next; return counter })
 	h.run(t)
-	first := len(wantCabs(t, h.lake, h.clock.Now()))
+	first := len(wantCabs(t, h.lakeDir, h.clock.Now()))
 	h.clock.Advance(24 * time.Hour)
 	blobs := counter.blobs.Load()
 	sum := h.run(t)
-	want := wantCabs(t, h.lake, h.clock.Now())
+	want := wantCabs(t, h.lakeDir, h.clock.Now())
 	h.checkCabs(t, want)
 	if sum.CabsMirrored == 0 || int(counter.blobs.Load()-blobs) != sum.CabsMirrored {
 		t.Errorf("second day mirrored %d with %d blob requests", sum.CabsMirrored, counter.blobs.Load()-blobs)
@@ -381,7 +382,7 @@ func TestMirrorDisabled(t *testing.T) {
 	if n := counter.links.Load() + counter.blobs.Load(); n != 0 || sum.CabsMirrored != 0 {
 		t.Errorf("%d cab requests, %d mirrored with mirroring off", n, sum.CabsMirrored)
 	}
-	if _, err := os.Stat(filepath.Join(h.lake, "cabs")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(h.lakeDir, "cabs")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("cabs folder exists: %v", err)
 	}
 }
@@ -410,7 +411,7 @@ func TestMirrorByteBudgetDefersAndResumes(t *testing.T) {
 		}
 		total += sum.CabsMirrored
 	}
-	want := wantCabs(t, h.lake, h.clock.Now())
+	want := wantCabs(t, h.lakeDir, h.clock.Now())
 	h.checkCabs(t, want)
 	if total != len(want) {
 		t.Errorf("mirrored %d cabs over %d runs, want %d (each once)", total, runs, len(want))
@@ -426,7 +427,7 @@ func TestMirrorConcurrencyLimit(t *testing.T) {
 	h := newCabHarness(t, fewDays(), func(next http.Handler) http.Handler { counter.next = next; return counter })
 	h.runner.Config.Cabs.Concurrency = 3
 	h.run(t)
-	h.checkCabs(t, wantCabs(t, h.lake, h.clock.Now()))
+	h.checkCabs(t, wantCabs(t, h.lakeDir, h.clock.Now()))
 	if got := counter.blobsIn.max.Load(); got > 3 || got < 2 {
 		t.Errorf("at most %d downloads in flight, want 2..3", got)
 	}
@@ -467,7 +468,7 @@ func TestMirrorSurvivesBlobFaults(t *testing.T) {
 		t.Fatalf("mirror: %v (%+v)", err, sum)
 	}
 	h.em.SetFaults(emulator.Faults{})
-	h.checkCabs(t, wantCabs(t, h.lake, h.clock.Now()))
+	h.checkCabs(t, wantCabs(t, h.lakeDir, h.clock.Now()))
 	fired := h.em.FaultCounts()
 	if fired[emulator.FaultTruncate] == 0 || fired[emulator.FaultExpire] == 0 {
 		t.Errorf("faults did not fire: %v", fired)
@@ -481,7 +482,7 @@ func TestMirrorSurvivesBlobFaults(t *testing.T) {
 func TestMirrorInterruptedIsCompleted(t *testing.T) {
 	clean := newCabHarness(t, cabOptions(), nil)
 	clean.run(t)
-	want := treeHash(t, clean.lake)
+	want := treeHash(t, clean.lakeDir)
 	for _, match := range []string{"cab_index/", "_hdc/cabstate/", ".cab"} {
 		t.Run(match, func(t *testing.T) {
 			h := newCabHarness(t, cabOptions(), nil)
@@ -493,7 +494,7 @@ func TestMirrorInterruptedIsCompleted(t *testing.T) {
 			}
 			h.runner.Sink = real
 			h.run(t)
-			if got := treeHash(t, h.lake); !maps.Equal(want, got) {
+			if got := treeHash(t, h.lakeDir); !maps.Equal(want, got) {
 				t.Errorf("lake differs from a clean run's: %d vs %d files", len(got), len(want))
 				for k, v := range want {
 					if got[k] != v {
@@ -546,14 +547,14 @@ func TestMirrorRefusesOffAllowlistRedirect(t *testing.T) {
 	if other.Load() != 0 {
 		t.Errorf("the off-allowlist host got %d requests", other.Load())
 	}
-	if len(lakeCabs(t, h.lake)) != 0 {
+	if len(lakeCabs(t, h.lakeDir)) != 0 {
 		t.Error("cabs stored from a refused link")
 	}
 	if !strings.Contains(h.log.String(), "cab links refused") || strings.Contains(h.log.String(), "secret.cab") {
 		t.Errorf("log should report the refusal by host only:\n%s", h.log.String())
 	}
 	// Nothing is recorded as done: fixing the allowlist resumes the work.
-	if states, _ := filepath.Glob(filepath.Join(h.lake, "_hdc", "cabstate", "*", "*")); len(states) != 0 {
+	if states, _ := filepath.Glob(filepath.Join(h.lakeDir, "_hdc", "cabstate", "*", "*")); len(states) != 0 {
 		t.Errorf("%d partitions recorded as mirrored after refusals", len(states))
 	}
 }
@@ -590,13 +591,13 @@ func TestMirrorMD5MismatchStoresNothing(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "MD5") {
 				t.Fatalf("err = %v, want an MD5 mismatch", err)
 			}
-			want := wantCabs(t, h.lake, h.clock.Now())
+			want := wantCabs(t, h.lakeDir, h.clock.Now())
 			// Every cab fails; after a few in a row the breaker defers the rest.
 			if sum.CabsFailed < 4 || sum.CabsFailed+sum.CabsDeferred != len(want) || sum.CabsMirrored != 0 ||
 				!strings.Contains(err.Error(), "in a row") {
 				t.Errorf("summary %+v, err %v; want %d failed or deferred, the breaker tripped", sum, err, len(want))
 			}
-			if got := lakeCabs(t, h.lake); len(got) != 0 {
+			if got := lakeCabs(t, h.lakeDir); len(got) != 0 {
 				t.Errorf("%d cabs stored despite a wrong MD5", len(got))
 			}
 			for hash := range want {
@@ -605,7 +606,7 @@ func TestMirrorMD5MismatchStoresNothing(t *testing.T) {
 				}
 			}
 			// Leftover temporary files would be partial cabs.
-			filepath.WalkDir(h.lake, func(path string, d fs.DirEntry, err error) error {
+			filepath.WalkDir(h.lakeDir, func(path string, d fs.DirEntry, err error) error {
 				if err == nil && strings.Contains(d.Name(), ".tmp") {
 					t.Errorf("temporary file left: %s", path)
 				}
@@ -643,7 +644,7 @@ type craftedRow struct {
 }
 
 // craftPartition writes a data partition and its manifest by hand.
-func craftPartition(t *testing.T, sink sinks.Sink, dataset string, d pipeline.Date, rows []craftedRow) {
+func craftPartition(t *testing.T, sink sinks.Sink, dataset string, d lake.Date, rows []craftedRow) {
 	t.Helper()
 	for i := range rows {
 		rows[i].FailureDate = int32(d)
@@ -657,12 +658,12 @@ func craftPartition(t *testing.T, sink sinks.Sink, dataset string, d pipeline.Da
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := sink.Put(ctx, pipeline.DataKey(dataset, d), bytes.NewReader(buf.Bytes())); err != nil {
+	if err := sink.Put(ctx, lake.DataKey(dataset, d), bytes.NewReader(buf.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	m := fmt.Sprintf(`{"dataset":%q,"date":%q,"run":"20261121T020000Z","rows":%d,"files":[{"key":%q,"rows":%d,"bytes":%d,"sha256":"x"}]}`,
-		dataset, d, len(rows), pipeline.DataKey(dataset, d), len(rows), buf.Len())
-	if err := sink.Put(ctx, pipeline.ManifestKey(dataset, d), strings.NewReader(m)); err != nil {
+		dataset, d, len(rows), lake.DataKey(dataset, d), len(rows), buf.Len())
+	if err := sink.Put(ctx, lake.ManifestKey(dataset, d), strings.NewReader(m)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -670,8 +671,8 @@ func craftPartition(t *testing.T, sink sinks.Sink, dataset string, d pipeline.Da
 // newCraftedRunner is a runner over a local lake with a fake cab API.
 func newCraftedRunner(t *testing.T, api pipeline.API, clock *devcentertest.Clock) (*pipeline.Runner, string, *bytes.Buffer) {
 	t.Helper()
-	lake := t.TempDir()
-	sink, err := local.New(lake)
+	lakeDir := t.TempDir()
+	sink, err := local.New(lakeDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,16 +683,16 @@ func newCraftedRunner(t *testing.T, api pipeline.API, clock *devcentertest.Clock
 	cfg.SetDefaults()
 	logs := &bytes.Buffer{}
 	return &pipeline.Runner{Config: cfg, API: api, Sink: sink, Now: clock.Now,
-		Log: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))}, lake, logs
+		Log: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))}, lakeDir, logs
 }
 
 // lakeFiles lists every object of a local lake.
-func lakeFiles(t *testing.T, lake string) []string {
+func lakeFiles(t *testing.T, lakeDir string) []string {
 	t.Helper()
 	var out []string
-	filepath.WalkDir(lake, func(path string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(lakeDir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(lake, path)
+			rel, _ := filepath.Rel(lakeDir, path)
 			out = append(out, filepath.ToSlash(rel))
 		}
 		return nil
@@ -719,8 +720,8 @@ func TestMirrorRejectsHostileHashes(t *testing.T) {
 	badApp := "00000000-0000-4000-8000-000000000001"
 	clock := devcentertest.NewClock(t0)
 	api := &fakeCabAPI{gone: map[string]bool{strings.ToLower(good): true}}
-	r, lake, logs := newCraftedRunner(t, api, clock)
-	d := pipeline.DateOf(t0) - 2
+	r, lakeDir, logs := newCraftedRunner(t, api, clock)
+	d := lake.DateOf(t0) - 2
 	future := t0.Add(240 * time.Hour)
 	var rows []craftedRow
 	for _, h := range append(hostile, good, good, "") {
@@ -728,7 +729,7 @@ func TestMirrorRejectsHostileHashes(t *testing.T) {
 	}
 	rows = append(rows, craftedRow{CabIDHash: ptr(badApp), AppID: ptr("1&cabIdHash=../x"), Expires: &future}, craftedRow{})
 	craftPartition(t, r.Sink, "ihv_driver", d, rows)
-	before := lakeFiles(t, lake)
+	before := lakeFiles(t, lakeDir)
 
 	sum, err := r.Mirror(context.Background())
 	if err != nil {
@@ -743,14 +744,14 @@ func TestMirrorRejectsHostileHashes(t *testing.T) {
 	if sum.CabsNotFound != 1 {
 		t.Errorf("summary %+v", sum)
 	}
-	after := lakeFiles(t, lake)
+	after := lakeFiles(t, lakeDir)
 	var added []string
 	for _, f := range after {
 		if !slices.Contains(before, f) {
 			added = append(added, f)
 		}
 	}
-	if want := []string{pipeline.CabStateKey("ihv_driver", d)}; !slices.Equal(added, want) {
+	if want := []string{lake.CabStateKey("ihv_driver", d)}; !slices.Equal(added, want) {
 		t.Errorf("objects added %q, want only %q", added, want)
 	}
 	for _, h := range append(hostile, good, badApp, "passwd", "%2e") {
@@ -770,7 +771,7 @@ func TestMirrorSkipsExpiredCabs(t *testing.T) {
 	clock := devcentertest.NewClock(t0)
 	api := &fakeCabAPI{gone: map[string]bool{}}
 	r, _, _ := newCraftedRunner(t, api, clock)
-	d := pipeline.DateOf(t0) - 5
+	d := lake.DateOf(t0) - 5
 	hashes := []string{
 		"00000000-0000-4000-8000-000000000001",
 		"00000000-0000-4000-8000-000000000002",
@@ -813,7 +814,7 @@ func TestMirrorEndpointChoice(t *testing.T) {
 	api := &fakeCabAPI{gone: map[string]bool{}}
 	r, _, _ := newCraftedRunner(t, api, clock)
 	r.Config.Reports = append(r.Config.Reports, pipeline.ReportConfig{Name: "oem_driver", Template: demoTemplate(emulator.OEMColumns, "OEMDriver")})
-	d := pipeline.DateOf(t0) - 1
+	d := lake.DateOf(t0) - 1
 	craftPartition(t, r.Sink, "ihv_driver", d, []craftedRow{
 		{CabIDHash: ptr("00000000-0000-4000-8000-00000000000a"), AppID: ptr("17")},
 		{CabIDHash: ptr("00000000-0000-4000-8000-00000000000b")},
@@ -859,8 +860,8 @@ func newBenchSetup(tb testing.TB) *benchSetup {
 	t.MaxIdleConnsPerHost = 128
 	s := &benchSetup{h: h, http: &http.Client{Transport: t}}
 	ctx := context.Background()
-	w := pipeline.NewWindow(h.clock.Now(), h.runner.Config.Retention.Days)
-	for hash, ref := range referencedCabs(tb, h.lake, h.clock.Now()) {
+	w := lake.NewWindow(h.clock.Now(), h.runner.Config.Retention.Days)
+	for hash, ref := range referencedCabs(tb, h.lakeDir, h.clock.Now()) {
 		if !w.Contains(ref.date) {
 			continue
 		}
@@ -873,7 +874,7 @@ func newBenchSetup(tb testing.TB) *benchSetup {
 			tb.Fatal(err)
 		}
 		b, _ := h.em.CabBytes(hash)
-		s.keys = append(s.keys, pipeline.CabKey(ref.date, hash))
+		s.keys = append(s.keys, lake.CabKey(ref.date, hash))
 		s.links = append(s.links, link)
 		s.bytes += int64(len(b))
 	}
@@ -886,7 +887,7 @@ func newBenchSetup(tb testing.TB) *benchSetup {
 // reset removes what a mirror or copy wrote.
 func (s *benchSetup) reset(tb testing.TB) {
 	for _, dir := range []string{"cabs", "cab_index", "_hdc/cabstate"} {
-		if err := os.RemoveAll(filepath.Join(s.h.lake, dir)); err != nil {
+		if err := os.RemoveAll(filepath.Join(s.h.lakeDir, dir)); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -1088,11 +1089,11 @@ func TestMirrorOneCabManyRows(t *testing.T) {
 	defer srv.Close()
 	clock := devcentertest.NewClock(t0)
 	api := &blobAPI{client: devcentertest.NewClient(t, srv.URL), blob: srv.URL}
-	r, lake, _ := newCraftedRunner(t, api, clock)
+	r, lakeDir, _ := newCraftedRunner(t, api, clock)
 	r.Config.Reports = append(r.Config.Reports, pipeline.ReportConfig{Name: "oem_driver", Template: demoTemplate(emulator.OEMColumns, "OEMDriver")})
 	r.Config.Cabs.AllowHosts = []string{srv.URL}
 	id := "00000000-0000-4000-8000-0000000000ab"
-	d := pipeline.DateOf(t0) - 4
+	d := lake.DateOf(t0) - 4
 	craftPartition(t, r.Sink, "ihv_driver", d+2, []craftedRow{{CabIDHash: ptr(id)}, {CabIDHash: ptr(strings.ToUpper(id))}})
 	craftPartition(t, r.Sink, "oem_driver", d, []craftedRow{{CabIDHash: ptr(strings.ToUpper(id))}})
 	craftPartition(t, r.Sink, "ihv_driver", d+1, []craftedRow{{CabIDHash: ptr(id)}})
@@ -1100,13 +1101,13 @@ func TestMirrorOneCabManyRows(t *testing.T) {
 	if err != nil || s.CabsMirrored != 1 || s.CabBytes != int64(len(cab)) {
 		t.Fatalf("err %v, summary %+v", err, s)
 	}
-	if got := lakeCabs(t, lake); len(got) != 1 || !slices.Equal(got[id], []string{d.String()}) {
+	if got := lakeCabs(t, lakeDir); len(got) != 1 || !slices.Equal(got[id], []string{d.String()}) {
 		t.Errorf("cabs in the lake: %v, want %s under %s only", got, id, d)
 	}
 	if api.links.Load() != 1 || gets.Load() != 1 {
 		t.Errorf("%d links, %d blob requests for one cab", api.links.Load(), gets.Load())
 	}
-	b, err := os.ReadFile(filepath.Join(lake, pipeline.CabIndexKey(d)))
+	b, err := os.ReadFile(filepath.Join(lakeDir, lake.CabIndexKey(d)))
 	if err != nil {
 		t.Fatal(err)
 	}

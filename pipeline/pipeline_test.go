@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -32,20 +33,20 @@ var t0 = time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
 
 // harness is an emulator, a client, a local lake and a runner sharing one clock.
 type harness struct {
-	clock  *devcentertest.Clock
-	client *devcenter.Client
-	lake   string
-	tmp    string
-	sink   sinks.Sink
-	runner *pipeline.Runner
+	clock   *devcentertest.Clock
+	client  *devcenter.Client
+	lakeDir string
+	tmp     string
+	sink    sinks.Sink
+	runner  *pipeline.Runner
 }
 
 func newHarness(t *testing.T, opts emulator.Options) *harness {
-	h := &harness{clock: devcentertest.NewClock(t0), lake: t.TempDir(), tmp: t.TempDir()}
+	h := &harness{clock: devcentertest.NewClock(t0), lakeDir: t.TempDir(), tmp: t.TempDir()}
 	opts.Now = h.clock.Now
 	_, h.client = devcentertest.Start(t, opts)
 	var err error
-	if h.sink, err = local.New(h.lake); err != nil {
+	if h.sink, err = local.New(h.lakeDir); err != nil {
 		t.Fatal(err)
 	}
 	cfg := pipeline.Config{TempDir: h.tmp, Reports: []pipeline.ReportConfig{
@@ -80,7 +81,7 @@ type dayStats struct{ rows, events int64 }
 // truth pulls every run of a demo report through the client and applies the
 // rule "the newest finished run that has rows for a date owns the date",
 // restricted to the retention window.
-func (h *harness) truth(t *testing.T, reportID devcenter.ID, window pipeline.Window) map[string]dayStats {
+func (h *harness) truth(t *testing.T, reportID devcenter.ID, window lake.Window) map[string]dayStats {
 	t.Helper()
 	ctx := context.Background()
 	now := h.clock.Now()
@@ -114,7 +115,7 @@ func (h *harness) truth(t *testing.T, reportID devcenter.ID, window pipeline.Win
 			if err != nil {
 				t.Fatal(err)
 			}
-			date := pipeline.Date(d)
+			date := lake.Date(d)
 			if !window.Contains(date) {
 				continue
 			}
@@ -134,10 +135,10 @@ func (h *harness) truth(t *testing.T, reportID devcenter.ID, window pipeline.Win
 
 // lakeStats reads a dataset's partitions back with parquet-go and checks
 // that every row sits in the partition of its own failure date.
-func lakeStats(t *testing.T, lake, dataset string) map[string]dayStats {
+func lakeStats(t *testing.T, lakeDir, dataset string) map[string]dayStats {
 	t.Helper()
 	out := map[string]dayStats{}
-	files, _ := filepath.Glob(filepath.Join(lake, dataset, "date=*", "*.parquet"))
+	files, _ := filepath.Glob(filepath.Join(lakeDir, dataset, "date=*", "*.parquet"))
 	for _, path := range files {
 		date := strings.TrimPrefix(filepath.Base(filepath.Dir(path)), "date=")
 		f, err := os.Open(path)
@@ -162,7 +163,7 @@ func lakeStats(t *testing.T, lake, dataset string) map[string]dayStats {
 					for _, v := range row {
 						switch v.Column() {
 						case dc.ColumnIndex:
-							if got := pipeline.Date(v.Int32()).String(); got != date {
+							if got := lake.Date(v.Int32()).String(); got != date {
 								t.Fatalf("%s holds a row of %s", path, got)
 							}
 						case ec.ColumnIndex:
@@ -187,12 +188,12 @@ func lakeStats(t *testing.T, lake, dataset string) map[string]dayStats {
 
 func checkAgainstTruth(t *testing.T, h *harness) {
 	t.Helper()
-	w := pipeline.NewWindow(h.clock.Now(), 30)
+	w := lake.NewWindow(h.clock.Now(), 30)
 	for _, ds := range []struct {
 		name string
 		id   devcenter.ID
 	}{{"ihv_driver", emulator.DemoIHVReportID}, {"oem_driver", emulator.DemoOEMReportID}} {
-		want, got := h.truth(t, ds.id, w), lakeStats(t, h.lake, ds.name)
+		want, got := h.truth(t, ds.id, w), lakeStats(t, h.lakeDir, ds.name)
 		if len(want) == 0 {
 			t.Fatalf("%s: empty ground truth", ds.name)
 		}
@@ -247,12 +248,12 @@ func TestRunMatchesNewestRunPerDate(t *testing.T) {
 func TestSecondRunChangesNothing(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 30, Gzip: true, Delimiter: ','})
 	h.run(t)
-	before := treeHash(t, h.lake)
+	before := treeHash(t, h.lakeDir)
 	sum := h.run(t)
 	if sum.RunsIngested != 0 || sum.Partitions != 0 || !sum.NothingToDo() {
 		t.Errorf("second run did work: %+v", sum)
 	}
-	if after := treeHash(t, h.lake); !maps.Equal(before, after) {
+	if after := treeHash(t, h.lakeDir); !maps.Equal(before, after) {
 		t.Error("second run changed the lake")
 	}
 }
@@ -262,8 +263,8 @@ func TestSecondRunChangesNothing(t *testing.T) {
 func TestDailyCycleReplacesAndPurges(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 30, StatusSuccess: true, DateFormat: "mmddyy"})
 	h.run(t)
-	oldest := pipeline.NewWindow(h.clock.Now(), 30).First
-	if _, err := os.Stat(filepath.Join(h.lake, pipeline.DataKey("ihv_driver", oldest))); err != nil {
+	oldest := lake.NewWindow(h.clock.Now(), 30).First
+	if _, err := os.Stat(filepath.Join(h.lakeDir, lake.DataKey("ihv_driver", oldest))); err != nil {
 		t.Fatalf("oldest partition missing: %v", err)
 	}
 	h.clock.Advance(24 * time.Hour)
@@ -271,8 +272,8 @@ func TestDailyCycleReplacesAndPurges(t *testing.T) {
 	if sum.RunsIngested != 2 || sum.ObjectsPurged == 0 {
 		t.Errorf("summary %+v", sum)
 	}
-	for _, key := range []string{pipeline.DataKey("ihv_driver", oldest), pipeline.ManifestKey("ihv_driver", oldest)} {
-		if _, err := os.Stat(filepath.Join(h.lake, key)); !errors.Is(err, fs.ErrNotExist) {
+	for _, key := range []string{lake.DataKey("ihv_driver", oldest), lake.ManifestKey("ihv_driver", oldest)} {
+		if _, err := os.Stat(filepath.Join(h.lakeDir, key)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s not purged: %v", key, err)
 		}
 	}
@@ -300,7 +301,7 @@ func (f *failingSink) Put(ctx context.Context, key string, r io.Reader) error {
 func TestInterruptedRunIsCompletedByTheNext(t *testing.T) {
 	clean := newHarness(t, emulator.Options{RowsPerDay: 20})
 	clean.run(t)
-	want := treeHash(t, clean.lake)
+	want := treeHash(t, clean.lakeDir)
 	for _, match := range []string{"_hdc/manifests/", "_hdc/commits/", ".parquet"} {
 		t.Run(match, func(t *testing.T) {
 			h := newHarness(t, emulator.Options{RowsPerDay: 20})
@@ -311,7 +312,7 @@ func TestInterruptedRunIsCompletedByTheNext(t *testing.T) {
 			}
 			h.runner.Sink = real
 			h.run(t)
-			if got := treeHash(t, h.lake); !maps.Equal(want, got) {
+			if got := treeHash(t, h.lakeDir); !maps.Equal(want, got) {
 				t.Errorf("lake differs from a clean run's: %d vs %d files", len(got), len(want))
 			}
 		})
@@ -322,17 +323,17 @@ func TestInterruptedRunIsCompletedByTheNext(t *testing.T) {
 // is left alone.
 func TestOlderRunNeverReplaces(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 20})
-	d := pipeline.DateOf(t0) - 3
-	key := pipeline.ManifestKey("ihv_driver", d)
+	d := lake.DateOf(t0) - 3
+	key := lake.ManifestKey("ihv_driver", d)
 	manifest := `{"dataset":"ihv_driver","date":"` + d.String() + `","run":"29991231T000000Z","rows":1}`
 	if err := h.sink.Put(context.Background(), key, strings.NewReader(manifest)); err != nil {
 		t.Fatal(err)
 	}
 	h.run(t)
-	if _, err := os.Stat(filepath.Join(h.lake, pipeline.DataKey("ihv_driver", d))); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(h.lakeDir, lake.DataKey("ihv_driver", d))); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("an older run wrote over a newer run's partition")
 	}
-	if _, err := os.Stat(filepath.Join(h.lake, pipeline.DataKey("ihv_driver", d-1))); err != nil {
+	if _, err := os.Stat(filepath.Join(h.lakeDir, lake.DataKey("ihv_driver", d-1))); err != nil {
 		t.Errorf("other partitions not written: %v", err)
 	}
 }
@@ -341,8 +342,8 @@ func TestOlderRunNeverReplaces(t *testing.T) {
 func TestPurgeRunsWhenAPIIsDown(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 5})
 	ctx := context.Background()
-	old := pipeline.NewWindow(t0, 30).First - 1
-	for _, key := range []string{pipeline.DataKey("ihv_driver", old), "cabs/date=" + old.String() + "/x.cab", "_hdc/keep.json"} {
+	old := lake.NewWindow(t0, 30).First - 1
+	for _, key := range []string{lake.DataKey("ihv_driver", old), "cabs/date=" + old.String() + "/x.cab", "_hdc/keep.json"} {
 		if err := h.sink.Put(ctx, key, strings.NewReader("x")); err != nil {
 			t.Fatal(err)
 		}
@@ -352,7 +353,7 @@ func TestPurgeRunsWhenAPIIsDown(t *testing.T) {
 	if err == nil || sum.ObjectsPurged != 2 {
 		t.Fatalf("err %v, purged %d (want an error and 2 purged)", err, sum.ObjectsPurged)
 	}
-	if _, err := os.Stat(filepath.Join(h.lake, "_hdc/keep.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(h.lakeDir, "_hdc/keep.json")); err != nil {
 		t.Errorf("undated state purged: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"slices"
 
 	"github.com/hdc-export/hdc-export/devcenter"
@@ -14,7 +15,7 @@ type job struct {
 	// owns are the in-window dates for which this run is the newest
 	// finished run. A date it owns but has no rows for becomes an empty
 	// partition (its old data is removed).
-	owns map[Date]bool
+	owns map[lake.Date]bool
 }
 
 // runPlan is the discovery result for one report.
@@ -29,19 +30,19 @@ type runPlan struct {
 // report, the failure dates it covers, the period's days before the run's
 // date (a Last7Days run on the 21st covers the 14th..20th); for an undated
 // one, the run's own date.
-func coverage(rc ReportConfig, run devcenter.Run) (first, last Date) {
-	d := DateOf(run.Time)
+func coverage(rc ReportConfig, run devcenter.Run) (first, last lake.Date) {
+	d := lake.DateOf(run.Time)
 	if !rc.Dated() {
 		return d, d
 	}
-	return d - Date(devcenter.PeriodDays(rc.Template.DateRange.ReportPeriod)), d - 1
+	return d - lake.Date(devcenter.PeriodDays(rc.Template.DateRange.ReportPeriod)), d - 1
 }
 
 // plan lists the report's runs and decides which still need ingesting: for
 // each date in the window, the newest finished run covering it owns it; a
 // run that owns no date is skipped without download, and a run with a
 // commit record is done.
-func (r *Runner) plan(ctx context.Context, rc ReportConfig, reportID devcenter.ID, w Window) (runPlan, error) {
+func (r *Runner) plan(ctx context.Context, rc ReportConfig, reportID devcenter.ID, w lake.Window) (runPlan, error) {
 	now := r.now()
 	// Runs older than the window plus the period cannot cover a kept date.
 	start := w.First.Time().AddDate(0, 0, 1)
@@ -56,7 +57,7 @@ func (r *Runner) plan(ctx context.Context, rc ReportConfig, reportID devcenter.I
 			finished = append(finished, run)
 		}
 	}
-	owner := map[Date]int{} // date → index in finished of its newest run
+	owner := map[lake.Date]int{} // date → index in finished of its newest run
 	for i, run := range finished {
 		first, last := coverage(rc, run)
 		for d := max(first, w.First); d <= last; d++ {
@@ -67,13 +68,13 @@ func (r *Runner) plan(ctx context.Context, rc ReportConfig, reportID devcenter.I
 	}
 	p := runPlan{seen: len(finished)}
 	for i, run := range finished {
-		owns := map[Date]bool{}
+		owns := map[lake.Date]bool{}
 		for d, j := range owner {
 			if j == i {
 				owns[d] = true
 			}
 		}
-		done, err := exists(ctx, r.Sink, CommitKey(rc.Name, int64(reportID), run.Time))
+		done, err := lake.Exists(ctx, r.Sink, lake.CommitKey(rc.Name, int64(reportID), run.Time))
 		if err != nil {
 			return runPlan{}, fmt.Errorf("discover: read commit record: %w", err)
 		}

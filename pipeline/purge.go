@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,11 +17,6 @@ import (
 
 // deleteBatch is how many keys one Delete call carries (S3's limit).
 const deleteBatch = 1000
-
-// auditDir holds the purge audit records. They carry prefixes and counts,
-// never row content or full keys, and hold no date segment: an auditor can
-// read them long after the data is gone.
-const auditDir = stateDir + "/audit/purge"
 
 // PurgeReport is what a purge, or a check (a dry run), found and did. It
 // holds counts, folders and dates, never row content, and never the key of
@@ -170,7 +165,7 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 		since = time.Now()
 	}
 	now := r.now()
-	w := NewWindow(now, r.Config.Retention.Days)
+	w := lake.NewWindow(now, r.Config.Retention.Days)
 	rep := &PurgeReport{Time: now, Runner: r.Config.RunnerID, WindowStart: w.First.String(), DryRun: dryRun, Prefixes: map[string]int{}}
 	defer func() { rep.Verdict = rep.Judge() }()
 	plan, err := r.survey(ctx, w, since, rep)
@@ -204,9 +199,9 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	// and again after the last, so that a purge killed in between leaves a
 	// record of the prefixes it was deleting; the next purge records what
 	// was left.
-	key := fmt.Sprintf("%s/%s-%s.json", auditDir, now.Format("20060102T150405.000000000Z"), safeName(r.Config.RunnerID))
+	key := fmt.Sprintf("%s/%s-%s.json", lake.AuditDir, now.Format("20060102T150405.000000000Z"), lake.SafeName(r.Config.RunnerID))
 	if len(plan.stale) > 0 {
-		if err := putJSON(ctx, r.Sink, key, rep); err != nil {
+		if err := lake.PutJSON(ctx, r.Sink, key, rep); err != nil {
 			return rep, fmt.Errorf("purge: audit record: %w", err)
 		}
 	}
@@ -214,7 +209,7 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 		errs = append(errs, fmt.Errorf("purge: %w", err))
 	}
 	if len(plan.stale) > 0 {
-		if err := putJSON(ctx, r.Sink, key, rep); err != nil {
+		if err := lake.PutJSON(ctx, r.Sink, key, rep); err != nil {
 			errs = append(errs, fmt.Errorf("purge: audit record: %w", err))
 		}
 	}
@@ -246,7 +241,7 @@ func (p *purgePlan) empty() bool {
 
 // survey walks what the store holds and sorts it into the plan, filling
 // the report's counts.
-func (r *Runner) survey(ctx context.Context, w Window, since time.Time, rep *PurgeReport) (*purgePlan, error) {
+func (r *Runner) survey(ctx context.Context, w lake.Window, since time.Time, rep *PurgeReport) (*purgePlan, error) {
 	plan := &purgePlan{}
 	inv, complete := r.Sink.(sinks.Inventory)
 	rep.Store.Complete = complete
@@ -266,24 +261,24 @@ func (r *Runner) survey(ctx context.Context, w Window, since time.Time, rep *Pur
 		}
 		walk = func(fn func(sinks.Item) error) error { return inv.Walk(ctx, fn) }
 	}
-	oldest := Date(1 << 30)
+	oldest := lake.Date(1 << 30)
 	err := walk(func(it sinks.Item) error {
 		rep.count(it)
 		if it.Kind == sinks.ItemUpload {
 			r.surveyUpload(it, since, plan, rep)
 			return nil
 		}
-		d, st := keyDating(it.Key)
+		d, st := lake.DateOfKey(it.Key)
 		switch {
-		case st == dated && !w.Contains(d):
+		case st == lake.Dated && !w.Contains(d):
 			oldest = min(oldest, d)
 			plan.stale = append(plan.stale, it)
 			rep.stale = append(rep.stale, it.Key)
-			rep.Prefixes[datePrefix(it.Key)]++
+			rep.Prefixes[lake.DatePrefix(it.Key)]++
 			return nil
-		case st == dated:
+		case st == lake.Dated:
 			oldest = min(oldest, d)
-		case st == undatable || !isState(it.Key):
+		case st == lake.Undatable || !lake.IsState(it.Key):
 			rep.Unrecognised++
 			if q := strconv.QuoteToASCII(it.Key); len(rep.UnrecognisedKeys) < maxListedKeys && !slices.Contains(rep.UnrecognisedKeys, q) {
 				rep.UnrecognisedKeys = append(rep.UnrecognisedKeys, q)
@@ -334,7 +329,7 @@ func (p *PurgeReport) count(it sinks.Item) {
 // uploadAge old. Upload times are real times, whatever r.Now says.
 func (r *Runner) surveyUpload(it sinks.Item, since time.Time, plan *purgePlan, rep *PurgeReport) {
 	dead := time.Since(it.ModTime) > uploadAge
-	if r.Fence != nil && !strings.HasPrefix(it.Key, stateDir+"/doctor/") {
+	if r.Fence != nil && !strings.HasPrefix(it.Key, lake.StateDir+"/doctor/") {
 		dead = dead || it.ModTime.Before(since)
 	}
 	if !dead {
@@ -343,17 +338,6 @@ func (r *Runner) surveyUpload(it sinks.Item, since time.Time, plan *purgePlan, r
 	}
 	rep.Uploads++
 	plan.uploads = append(plan.uploads, it)
-}
-
-// isState reports whether an undated key is runner state that holds no
-// report data, or a partial write of the local sink.
-func isState(key string) bool {
-	for _, dir := range []string{leaseDir, auditDir + "/", stateDir + "/schemas/", stateDir + "/reports/", stateDir + "/doctor/", stateDir + "/probe/"} {
-		if strings.HasPrefix(key, dir) {
-			return true
-		}
-	}
-	return strings.HasPrefix(path.Base(key), ".tmp-")
 }
 
 // lockedInPlace finds, for a check, which stale items object lock would
@@ -366,7 +350,7 @@ func (r *Runner) lockedInPlace(ctx context.Context, plan *purgePlan, rep *PurgeR
 	for _, it := range plan.stale {
 		l, err := inv.LockOf(ctx, it)
 		if err != nil {
-			return fmt.Errorf("read the object lock of an item under %s: %w", datePrefix(it.Key), err)
+			return fmt.Errorf("read the object lock of an item under %s: %w", lake.DatePrefix(it.Key), err)
 		}
 		if l.Holds(time.Now()) {
 			rep.addLocked(it, l)
@@ -381,7 +365,7 @@ func (p *PurgeReport) addLocked(it sinks.Item, l sinks.Lock) {
 	if p.LockedPrefixes == nil {
 		p.LockedPrefixes = map[string]int{}
 	}
-	p.LockedPrefixes[datePrefix(it.Key)]++
+	p.LockedPrefixes[lake.DatePrefix(it.Key)]++
 	switch until := l.Until.UTC().Format(time.RFC3339); {
 	case l.LegalHold:
 		p.LockedUntil = "legal hold"
@@ -404,7 +388,7 @@ func (r *Runner) destroy(ctx context.Context, plan *purgePlan, rep *PurgeReport)
 	}
 	all := slices.Concat(plan.stale, plan.uploads, plan.superseded)
 	slices.SortStableFunc(all, func(a, b sinks.Item) int {
-		return boolInt(strings.HasPrefix(a.Key, stateDir+"/")) - boolInt(strings.HasPrefix(b.Key, stateDir+"/"))
+		return boolInt(strings.HasPrefix(a.Key, lake.StateDir+"/")) - boolInt(strings.HasPrefix(b.Key, lake.StateDir+"/"))
 	})
 	isMarker := func(it sinks.Item) bool { return it.Kind == sinks.ItemDeleteMarker }
 	markers := slices.DeleteFunc(slices.Clone(all), func(it sinks.Item) bool { return !isMarker(it) })
@@ -425,7 +409,7 @@ func (r *Runner) destroy(ctx context.Context, plan *purgePlan, rep *PurgeReport)
 				continue
 			}
 			rep.Failed++
-			r.Log.Warn("purge: could not destroy an item", "prefix", datePrefix(f.Item.Key), "kind", f.Item.Kind.String(), "error", f.Err.Error())
+			r.Log.Warn("purge: could not destroy an item", "prefix", lake.DatePrefix(f.Item.Key), "kind", f.Item.Kind.String(), "error", f.Err.Error())
 		}
 		for _, it := range batch {
 			switch id := idOf(it); {
@@ -455,7 +439,7 @@ func idOf(it sinks.Item) itemID { return itemID{it.Key, it.VersionID, it.UploadI
 func (r *Runner) deleteListed(ctx context.Context, rep *PurgeReport) error {
 	keys := slices.Clone(rep.stale)
 	slices.SortStableFunc(keys, func(a, b string) int {
-		return boolInt(strings.HasPrefix(a, stateDir+"/")) - boolInt(strings.HasPrefix(b, stateDir+"/"))
+		return boolInt(strings.HasPrefix(a, lake.StateDir+"/")) - boolInt(strings.HasPrefix(b, lake.StateDir+"/"))
 	})
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), deleteBatch)]
@@ -496,25 +480,13 @@ func (r *Runner) sweepSinkTemp(since time.Time) (int, error) {
 	now := time.Now()
 	return st.RemoveTemp(func(name string, modTime time.Time) bool {
 		switch {
-		case r.Fence == nil || strings.HasPrefix(name, stateDir+"/doctor/"):
+		case r.Fence == nil || strings.HasPrefix(name, lake.StateDir+"/doctor/"):
 			return now.Sub(modTime) > staleSinkTemp
-		case strings.HasPrefix(name, leaseDir):
+		case strings.HasPrefix(name, lake.LeaseDir):
 			return modTime.Before(since)
 		}
 		return true
 	})
-}
-
-// datePrefix cuts a key after its "date=" segment:
-// "cabs/date=2026-10-01/x.cab" → "cabs/date=2026-10-01".
-func datePrefix(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		if strings.HasPrefix(s, "date=") {
-			return strings.TrimSuffix(strings.Join(segs[:i+1], "/"), ".json")
-		}
-	}
-	return key
 }
 
 func boolInt(b bool) int {
@@ -522,20 +494,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// safeName keeps a runner id usable in a key.
-func safeName(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
-			return r
-		}
-		return '_'
-	}, s)
-	if s == "" || strings.Trim(s, ".") == "" {
-		return "runner"
-	}
-	return s
 }
 
 // claimTemp sweeps the temp folder at the start of a run and returns the

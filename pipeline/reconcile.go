@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"slices"
 	"strings"
 	"time"
@@ -24,16 +25,6 @@ type Change struct {
 func (c Change) String() string {
 	return fmt.Sprintf("%s %s: %s", c.Op, c.Report, c.What)
 }
-
-// binding remembers which template and schedule serve a configured report,
-// so a changed template is edited in place rather than duplicated. It
-// holds ids only.
-type binding struct {
-	TemplateID devcenter.ID `json:"template_id"`
-	ReportID   devcenter.ID `json:"report_id"`
-}
-
-func bindingKey(report string) string { return stateDir + "/reports/" + report + ".json" }
 
 // Reconcile makes Dev Center hold the configured templates and schedules:
 // a template is matched by content (never duplicated), a changed one is
@@ -80,8 +71,8 @@ func (r *Runner) reconcileAll(ctx context.Context, dryRun bool) (plan []Change, 
 }
 
 func (r *Runner) reconcileOne(ctx context.Context, rc ReportConfig, templates []devcenter.Template, reports []devcenter.Report, dryRun bool) ([]Change, devcenter.ID, error) {
-	var bound binding
-	if err := getJSON(ctx, r.Sink, bindingKey(rc.Name), &bound); err != nil && !errors.Is(err, sinks.ErrNotFound) {
+	var bound lake.Binding
+	if err := lake.GetJSON(ctx, r.Sink, lake.BindingKey(rc.Name), &bound); err != nil && !errors.Is(err, sinks.ErrNotFound) {
 		return nil, 0, err
 	}
 	var plan []Change
@@ -161,12 +152,12 @@ func (r *Runner) reconcileOne(ctx context.Context, rc ReportConfig, templates []
 		plan[i].ID = id
 		r.Log.Info("reconciled", "change", plan[i].String())
 	}
-	b := binding{TemplateID: plan[0].ID, ReportID: plan[1].ID}
+	b := lake.Binding{TemplateID: plan[0].ID, ReportID: plan[1].ID}
 	if b != bound {
 		if err := r.fence(ctx); err != nil {
 			return plan, b.ReportID, err
 		}
-		if err := putJSON(ctx, r.Sink, bindingKey(rc.Name), b); err != nil {
+		if err := lake.PutJSON(ctx, r.Sink, lake.BindingKey(rc.Name), b); err != nil {
 			return plan, b.ReportID, err
 		}
 	}

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,7 @@ import (
 // the unpadded spelling): a query engine still reads them as partitions,
 // so purge must date and destroy them. The unrecognised ones cannot be
 // dated and must be reported.
-func oddKeys(d pipeline.Date) (dated, unrecognised []string) {
+func oddKeys(d lake.Date) (dated, unrecognised []string) {
 	ds := d.String()
 	t := d.Time()
 	dated = []string{
@@ -45,7 +46,7 @@ func oddKeys(d pipeline.Date) (dated, unrecognised []string) {
 
 // unpaddedDay returns an out-of-window date whose day has one digit, so
 // that the unpadded spelling differs from the padded one.
-func unpaddedDay(w pipeline.Window) pipeline.Date {
+func unpaddedDay(w lake.Window) lake.Date {
 	d := w.First - 1
 	for d.Time().Day() >= 10 {
 		d--
@@ -60,10 +61,10 @@ func unpaddedDay(w pipeline.Window) pipeline.Date {
 func TestPurgeOddKeysLocal(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 5})
 	h.run(t)
-	w := pipeline.NewWindow(h.clock.Now(), 30)
+	w := lake.NewWindow(h.clock.Now(), 30)
 	dated, unrec := oddKeys(unpaddedDay(w))
 	for _, key := range slices.Concat(dated, unrec) {
-		p := filepath.Join(h.lake, filepath.FromSlash(key))
+		p := filepath.Join(h.lakeDir, filepath.FromSlash(key))
 		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 			t.Fatal(err)
 		}
@@ -76,13 +77,13 @@ func TestPurgeOddKeysLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	link := "ihv_driver/date=" + unpaddedDay(w).String() + "/link.parquet"
-	if err := os.Symlink(target, filepath.Join(h.lake, filepath.FromSlash(link))); err != nil {
+	if err := os.Symlink(target, filepath.Join(h.lakeDir, filepath.FromSlash(link))); err != nil {
 		t.Fatal(err)
 	}
 	dated = append(dated, link)
 
 	checkOddKeys(t, h, dated, unrec, func(key string) {
-		if err := os.Remove(filepath.Join(h.lake, filepath.FromSlash(key))); err != nil {
+		if err := os.Remove(filepath.Join(h.lakeDir, filepath.FromSlash(key))); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -104,7 +105,7 @@ func TestPurgeOddKeysS3(t *testing.T) {
 			h := newHarness(t, emulator.Options{RowsPerDay: 5})
 			useStore(h, newS3Store(t, srv, srv.Endpoint, bucket, "lake"))
 			h.run(t)
-			w := pipeline.NewWindow(h.clock.Now(), 30)
+			w := lake.NewWindow(h.clock.Now(), 30)
 			dated, unrec := oddKeys(unpaddedDay(w))
 			// S3 keys are UTF-8: a store cannot hold the others.
 			dated = slices.DeleteFunc(dated, func(k string) bool { return !utf8.ValidString(k) })
@@ -126,7 +127,7 @@ func TestPurgeOddKeysS3(t *testing.T) {
 				}
 			})
 			for _, v := range allVersions(t, client, bucket, "lake/") {
-				if d, ok := pipeline.KeyDate(v.key); ok && !w.Contains(d) {
+				if d, ok := lake.KeyDate(v.key); ok && !w.Contains(d) {
 					t.Errorf("%q (%s) survived the purge", v.key, v.kind)
 				}
 			}
@@ -248,7 +249,7 @@ func TestRetentionOver120SimulatedDaysVersioned(t *testing.T) {
 			setVersioning(t, client, bucket, types.BucketVersioningStatusEnabled)
 			h := newHarness(t, emulator.Options{RowsPerDay: 3})
 			useStore(h, newS3Store(t, srv, srv.Endpoint, bucket, "lake"))
-			firstData := pipeline.DateOf(h.clock.Now()) - 35
+			firstData := lake.DateOf(h.clock.Now()) - 35
 			for day := range 120 {
 				sum, err := leasedCycle(h)
 				if err != nil {
@@ -258,10 +259,10 @@ func TestRetentionOver120SimulatedDaysVersioned(t *testing.T) {
 					setVersioning(t, client, bucket, types.BucketVersioningStatusSuspended)
 				}
 				now := h.clock.Now()
-				w := pipeline.NewWindow(now, 30)
+				w := lake.NewWindow(now, 30)
 				present := map[string]bool{}
 				for _, v := range allVersions(t, client, bucket, "lake/") {
-					d, dated := pipeline.KeyDate(v.key)
+					d, dated := lake.KeyDate(v.key)
 					switch {
 					case dated && !w.Contains(d):
 						t.Fatalf("day %d: a %s of %s is stored, older than the window (starts %s)", day, v.kind, v.key, w.First)
@@ -271,9 +272,9 @@ func TestRetentionOver120SimulatedDaysVersioned(t *testing.T) {
 						present[v.key] = true
 					}
 				}
-				for d := max(w.First, firstData); d < pipeline.DateOf(now); d++ {
+				for d := max(w.First, firstData); d < lake.DateOf(now); d++ {
 					for _, ds := range []string{"ihv_driver", "oem_driver"} {
-						if !present[pipeline.DataKey(ds, d)] || !present[pipeline.ManifestKey(ds, d)] {
+						if !present[lake.DataKey(ds, d)] || !present[lake.ManifestKey(ds, d)] {
 							t.Fatalf("day %d: %s %s missing (summary %+v)", day, ds, d, sum)
 						}
 					}

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,12 +35,12 @@ func TestPurgeAcceptance(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 10})
 	h.run(t)
 	ctx := context.Background()
-	w := pipeline.NewWindow(h.clock.Now(), 30)
+	w := lake.NewWindow(h.clock.Now(), 30)
 	var planted []string
-	for _, d := range []pipeline.Date{w.First - 1, w.First - 40} {
+	for _, d := range []lake.Date{w.First - 1, w.First - 40} {
 		ds := d.String()
 		for _, key := range []string{
-			pipeline.DataKey("ihv_driver", d), pipeline.ManifestKey("ihv_driver", d),
+			lake.DataKey("ihv_driver", d), lake.ManifestKey("ihv_driver", d),
 			"cabs/date=" + ds + "/0d3b1c2e-1111-4222-8333-444455556666.cab",
 			"cab_index/date=" + ds + "/part-00000.parquet",
 			"_hdc/quarantine/ihv_driver/date=" + ds + "/r.tsv",
@@ -128,14 +129,14 @@ func TestRetentionOver120SimulatedDays(t *testing.T) {
 		t.Skip("long simulation")
 	}
 	h := newHarness(t, emulator.Options{RowsPerDay: 3})
-	firstData := pipeline.DateOf(h.clock.Now()) - 35
+	firstData := lake.DateOf(h.clock.Now()) - 35
 	for day := 0; day < 120; day++ {
 		sum := h.run(t)
 		now := h.clock.Now()
-		w := pipeline.NewWindow(now, 30)
+		w := lake.NewWindow(now, 30)
 		present := map[string]bool{}
 		for _, key := range listKeys(t, h.sink) {
-			if d, ok := pipeline.KeyDate(key); ok && !w.Contains(d) {
+			if d, ok := lake.KeyDate(key); ok && !w.Contains(d) {
 				t.Fatalf("day %d: %s is older than the window (starts %s)", day, key, w.First)
 			}
 			present[key] = true
@@ -143,9 +144,9 @@ func TestRetentionOver120SimulatedDays(t *testing.T) {
 		if entries, _ := os.ReadDir(h.tmp); len(entries) != 0 {
 			t.Fatalf("day %d: temp folder holds %d entries", day, len(entries))
 		}
-		for d := max(w.First, firstData); d < pipeline.DateOf(now); d++ {
+		for d := max(w.First, firstData); d < lake.DateOf(now); d++ {
 			for _, ds := range []string{"ihv_driver", "oem_driver"} {
-				if !present[pipeline.DataKey(ds, d)] || !present[pipeline.ManifestKey(ds, d)] {
+				if !present[lake.DataKey(ds, d)] || !present[lake.ManifestKey(ds, d)] {
 					t.Fatalf("day %d: %s %s missing (summary %+v)", day, ds, d, sum)
 				}
 			}

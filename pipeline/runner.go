@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"log/slog"
 	"net"
@@ -82,7 +83,7 @@ func (r *Runner) now() time.Time {
 func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	start := r.now()
 	sum := &Summary{Started: start}
-	window := NewWindow(start, r.Config.Retention.Days)
+	window := lake.NewWindow(start, r.Config.Retention.Days)
 	sum.WindowStart = window.First.String()
 	r.cycleStart = time.Now()
 	defer func() { r.cycleStart = time.Time{} }()
@@ -182,7 +183,7 @@ func brokenDownload(err error) bool {
 }
 
 // export ingests one reconciled report's pending runs, oldest first.
-func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter.ID, window Window, sum *Summary) error {
+func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter.ID, window lake.Window, sum *Summary) error {
 	plan, err := r.plan(ctx, rc, reportID, window)
 	if err != nil {
 		return err
@@ -196,11 +197,11 @@ func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter
 		}
 		res, err := r.ingest(ctx, rc, reportID, job, window)
 		for attempt := 2; err != nil && attempt <= ingestAttempts && brokenDownload(err) && ctx.Err() == nil; attempt++ {
-			r.Log.Warn("report download broke off; ingesting the run again", "report", rc.Name, "run", runID(job.run.Time), "attempt", attempt)
+			r.Log.Warn("report download broke off; ingesting the run again", "report", rc.Name, "run", lake.RunID(job.run.Time), "attempt", attempt)
 			res, err = r.ingest(ctx, rc, reportID, job, window)
 		}
 		if err != nil {
-			return fmt.Errorf("run %s: %w", runID(job.run.Time), tempSpaceHint(err, r.Config.TempDir))
+			return fmt.Errorf("run %s: %w", lake.RunID(job.run.Time), tempSpaceHint(err, r.Config.TempDir))
 		}
 		sum.add(res)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -65,10 +66,10 @@ func TestFiveSampleTemplatesLandTyped(t *testing.T) {
 	if sum.ReportsFailed != 0 || sum.RowsBad != 0 {
 		t.Fatalf("summary: %+v", sum)
 	}
-	runDate := pipeline.DateOf(h.clock.Now()).String()
+	runDate := lake.DateOf(h.clock.Now()).String()
 	for i, s := range sampleTemplates {
 		name := cfg.Reports[i].Name
-		files, _ := filepath.Glob(filepath.Join(h.lake, name, "date=*", "*.parquet"))
+		files, _ := filepath.Glob(filepath.Join(h.lakeDir, name, "date=*", "*.parquet"))
 		if len(files) == 0 {
 			t.Errorf("%s: no data", name)
 			continue
@@ -76,7 +77,7 @@ func TestFiveSampleTemplatesLandTyped(t *testing.T) {
 		if !s.dated && (len(files) != 1 || !strings.Contains(files[0], "date="+runDate)) {
 			t.Errorf("%s: undated report landed as %v, want one partition of %s", name, files, runDate)
 		}
-		lake := map[string]int64{}
+		lakeDir := map[string]int64{}
 		for _, path := range files {
 			f, err := os.Open(path)
 			if err != nil {
@@ -93,7 +94,7 @@ func TestFiveSampleTemplatesLandTyped(t *testing.T) {
 					t.Errorf("%s: column %s missing or not %v", name, col, kind)
 				}
 			}
-			lake[strings.TrimPrefix(filepath.Base(filepath.Dir(path)), "date=")] = pf.NumRows()
+			lakeDir[strings.TrimPrefix(filepath.Base(filepath.Dir(path)), "date=")] = pf.NumRows()
 			f.Close()
 		}
 		want := h.newestRunRows(t, name, s.dated)
@@ -101,8 +102,8 @@ func TestFiveSampleTemplatesLandTyped(t *testing.T) {
 			t.Errorf("%s: the newest run has no rows in the window", name)
 		}
 		for d, n := range want {
-			if lake[d] != n {
-				t.Errorf("%s %s: %d rows in the lake, the newest run file holds %d", name, d, lake[d], n)
+			if lakeDir[d] != n {
+				t.Errorf("%s %s: %d rows in the lake, the newest run file holds %d", name, d, lakeDir[d], n)
 			}
 		}
 	}
@@ -146,13 +147,13 @@ func (h *harness) newestRunRows(t *testing.T, dataset string, dated bool) map[st
 	}
 	out := map[string]int64{}
 	if !dated {
-		out[pipeline.DateOf(newest.Time).String()] = int64(len(recs) - 1)
+		out[lake.DateOf(newest.Time).String()] = int64(len(recs) - 1)
 		return out
 	}
-	window := pipeline.NewWindow(now, 30)
+	window := lake.NewWindow(now, 30)
 	di := slices.Index(recs[0], "FailureDate")
 	for _, rec := range recs[1:] {
-		d, err := pipeline.ParseDate(rec[di])
+		d, err := lake.ParseDate(rec[di])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"maps"
 	"slices"
 	"strings"
@@ -12,27 +13,9 @@ import (
 	"github.com/hdc-export/hdc-export/sinks"
 )
 
-// DatasetSchema is the record of a dataset's columns: every column a run
-// of it has written, with its SQL type. It holds names and types only,
-// never data, so it is kept outside retention, at SchemaKey.
-type DatasetSchema struct {
-	Dataset string            `json:"dataset"`
-	Columns map[string]string `json:"columns"` // lake column name → SQL type
-}
-
-// SchemaChange is a compatible change of a dataset's columns, recorded in
-// the manifests of the partitions written by the run that made it.
-type SchemaChange struct {
-	Added   []string `json:"added,omitempty"`   // columns new to the dataset
-	Missing []string `json:"missing,omitempty"` // known columns this run lacks (NULL in its rows)
-}
-
 // ErrSchemaChange marks an incompatible schema change: a column that
 // changed type. Nothing of the run is committed.
 var ErrSchemaChange = errors.New("incompatible schema change")
-
-// SchemaKey is where a dataset's column record lives.
-func SchemaKey(dataset string) string { return stateDir + "/schemas/" + dataset + ".json" }
 
 // checkSchema compares a run's columns with the dataset's record, before
 // anything of the run is committed. A column whose type changed is an
@@ -42,15 +25,15 @@ func SchemaKey(dataset string) string { return stateDir + "/schemas/" + dataset 
 // dataset's first run) and, if columns were added, the widened record,
 // which the caller stores once the run's partitions are committed (so that
 // a run redone after a crash sees, and records, the same change).
-func (r *Runner) checkSchema(ctx context.Context, dataset string, l *schema.Layout) (*SchemaChange, *DatasetSchema, error) {
-	rec := DatasetSchema{Dataset: dataset, Columns: map[string]string{}}
-	switch err := getJSON(ctx, r.Sink, SchemaKey(dataset), &rec); {
+func (r *Runner) checkSchema(ctx context.Context, dataset string, l *schema.Layout) (*lake.SchemaChange, *lake.DatasetSchema, error) {
+	rec := lake.DatasetSchema{Dataset: dataset, Columns: map[string]string{}}
+	switch err := lake.GetJSON(ctx, r.Sink, lake.SchemaKey(dataset), &rec); {
 	case errors.Is(err, sinks.ErrNotFound):
 	case err != nil:
 		return nil, nil, fmt.Errorf("read schema record: %w", err)
 	}
 	first := len(rec.Columns) == 0
-	var ch SchemaChange
+	var ch lake.SchemaChange
 	var errs []error
 	seen := map[string]bool{}
 	for _, f := range l.Fields {
@@ -72,7 +55,7 @@ func (r *Runner) checkSchema(ctx context.Context, dataset string, l *schema.Layo
 			ch.Missing = append(ch.Missing, name)
 		}
 	}
-	var widened *DatasetSchema
+	var widened *lake.DatasetSchema
 	if len(ch.Added) > 0 {
 		widened = &rec
 	}

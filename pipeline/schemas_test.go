@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"slices"
 	"strings"
@@ -47,8 +48,8 @@ func TestSchemaChanges(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 20})
 	h.run(t)
 	ctx := context.Background()
-	var rec pipeline.DatasetSchema
-	readJSON(t, h, pipeline.SchemaKey("ihv_driver"), &rec)
+	var rec lake.DatasetSchema
+	readJSON(t, h, lake.SchemaKey("ihv_driver"), &rec)
 	if rec.Columns["event_count"] != "BIGINT" || rec.Columns["market"] != "VARCHAR" {
 		t.Fatalf("schema record: %+v", rec)
 	}
@@ -71,13 +72,13 @@ func TestSchemaChanges(t *testing.T) {
 	if sum.RunsIngested == 0 {
 		t.Fatalf("nothing ingested: %+v", sum)
 	}
-	readJSON(t, h, pipeline.SchemaKey("ihv_driver"), &rec)
+	readJSON(t, h, lake.SchemaKey("ihv_driver"), &rec)
 	if rec.Columns["new_thing"] != "VARCHAR" || rec.Columns["market"] != "VARCHAR" {
 		t.Errorf("schema record not widened: %+v", rec)
 	}
-	yesterday := pipeline.DateOf(h.clock.Now()) - 1
-	var m pipeline.Manifest
-	readJSON(t, h, pipeline.ManifestKey("ihv_driver", yesterday), &m)
+	yesterday := lake.DateOf(h.clock.Now()) - 1
+	var m lake.Manifest
+	readJSON(t, h, lake.ManifestKey("ihv_driver", yesterday), &m)
 	if m.SchemaChange == nil || !slices.Equal(m.SchemaChange.Added, []string{"new_thing"}) || !slices.Equal(m.SchemaChange.Missing, []string{"market"}) {
 		t.Errorf("manifest of %s: schema change %+v", yesterday, m.SchemaChange)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"os"
 	"path/filepath"
@@ -38,7 +39,7 @@ const staleTemp = 6 * time.Hour
 type spill struct {
 	dir    string
 	layout *schema.Layout
-	parts  map[Date]*spillPart
+	parts  map[lake.Date]*spillPart
 	// groupBytes is where row groups are cut; rowGroupBytes but in tests.
 	groupBytes int
 	// Speculative encoding (see speculate): jobs feeds idle encoders, specs
@@ -46,10 +47,10 @@ type spill struct {
 	jobs       chan specJob
 	specs      sync.WaitGroup
 	cancelSpec context.CancelFunc
-	last       Date
+	last       lake.Date
 	// quarantined holds the rows that did not parse, per date, as TSV:
 	// line, column, reason, then the record's raw fields.
-	quarantined map[Date]*quarantineFile
+	quarantined map[lake.Date]*quarantineFile
 }
 
 type quarantineFile struct {
@@ -80,12 +81,12 @@ type spillPart struct {
 // specJob is a date to encode speculatively. It carries the part because
 // the split goes on adding parts to the map.
 type specJob struct {
-	d Date
+	d lake.Date
 	p *spillPart
 }
 
 // noDate is no date at all (no row read yet).
-const noDate Date = -1 << 31
+const noDate lake.Date = -1 << 31
 
 const (
 	// spillBuffer is the write buffer of each date's rows file.
@@ -109,11 +110,11 @@ func newSpill(tempDir string, layout *schema.Layout) (*spill, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create spill folder: %w", err)
 	}
-	return &spill{dir: dir, layout: layout, groupBytes: rowGroupBytes, last: noDate, parts: map[Date]*spillPart{}, quarantined: map[Date]*quarantineFile{}}, nil
+	return &spill{dir: dir, layout: layout, groupBytes: rowGroupBytes, last: noDate, parts: map[lake.Date]*spillPart{}, quarantined: map[lake.Date]*quarantineFile{}}, nil
 }
 
 // write appends one row, in the row codec's form, to date d's rows file.
-func (s *spill) write(d Date, row []byte) error {
+func (s *spill) write(d lake.Date, row []byte) error {
 	p, ok := s.parts[d]
 	if !ok {
 		path := filepath.Join(s.dir, d.String()+".rows")
@@ -138,7 +139,7 @@ func (s *spill) write(d Date, row []byte) error {
 // quarantine keeps a bad record for date d. The values stay in the temp
 // folder and then the lake's quarantine, under retention; they are never
 // logged.
-func (s *spill) quarantine(d Date, fe *schema.FieldError, rec []string) error {
+func (s *spill) quarantine(d lake.Date, fe *schema.FieldError, rec []string) error {
 	q, ok := s.quarantined[d]
 	if !ok {
 		path := filepath.Join(s.dir, "quarantine-"+d.String()+".tsv")
@@ -176,8 +177,8 @@ func (s *spill) finishQuarantine() error {
 }
 
 // dates returns the dates that have rows, in order.
-func (s *spill) dates() []Date {
-	dates := make([]Date, 0, len(s.parts))
+func (s *spill) dates() []lake.Date {
+	dates := make([]lake.Date, 0, len(s.parts))
 	for d := range s.parts {
 		dates = append(dates, d)
 	}
@@ -208,7 +209,7 @@ func (s *spill) speculate(ctx context.Context, workers int, opts schema.EncoderO
 
 // moved notes that the split wrote a row of date d; when that leaves the
 // previous date, an idle encoder starts on it. Each date is tried once.
-func (s *spill) moved(d Date) error {
+func (s *spill) moved(d lake.Date) error {
 	prev := s.last
 	s.last = d
 	if s.jobs == nil || prev == d || prev == noDate {
@@ -259,19 +260,19 @@ func (s *spill) stopSpeculation() error {
 // for each partition; dates already encoded by speculation go first. Each
 // rows file is removed once its date is encoded. It stops at the first
 // error.
-func (s *spill) encode(ctx context.Context, dates []Date, workers int, opts schema.EncoderOptions, done func(Date, *spillPart) error) error {
+func (s *spill) encode(ctx context.Context, dates []lake.Date, workers int, opts schema.EncoderOptions, done func(lake.Date, *spillPart) error) error {
 	if err := s.stopSpeculation(); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
-		d   Date
+		d   lake.Date
 		err error
 	}
-	todo := make(chan Date)
+	todo := make(chan lake.Date)
 	results := make(chan result)
-	var ready, rest []Date
+	var ready, rest []lake.Date
 	for _, d := range dates {
 		if s.parts[d].f != nil {
 			ready = append(ready, d)
@@ -306,7 +307,7 @@ func (s *spill) encode(ctx context.Context, dates []Date, workers int, opts sche
 			}
 		}
 	}()
-	finish := func(d Date, err error) error {
+	finish := func(d lake.Date, err error) error {
 		if err != nil {
 			return err
 		}
@@ -342,7 +343,7 @@ func (s *spill) encode(ctx context.Context, dates []Date, workers int, opts sche
 // encodeRows encodes the first rows rows of date d's rows file (part p)
 // into the date's Parquet file, returned positioned at its start. It reads
 // the rows file through its own handle, so the split may go on appending.
-func (s *spill) encodeRows(ctx context.Context, d Date, p *spillPart, rows int64, opts schema.EncoderOptions) (_ *os.File, err error) {
+func (s *spill) encodeRows(ctx context.Context, d lake.Date, p *spillPart, rows int64, opts schema.EncoderOptions) (_ *os.File, err error) {
 	in, err := os.Open(p.rowsPath)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s: open spill file: %w", d, err)

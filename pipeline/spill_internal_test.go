@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"log/slog"
 	"os"
@@ -23,10 +24,10 @@ func TestSpillEncodesEveryRow(t *testing.T) {
 	l, sp := testSpill(t, "FailureDate", "EventCount", "OEMName")
 	sp.groupBytes = 64 << 10
 	const dates, rows = 7, 50_000
-	d0, _ := ParseDate("2026-11-01")
+	d0, _ := lake.ParseDate("2026-11-01")
 	var buf []byte
 	for i := range rows {
-		d := d0 + Date(i%dates)
+		d := d0 + lake.Date(i%dates)
 		var err error
 		buf, _, err = l.AppendRow(buf[:0], []string{d.String(), "7", "oem " + string(rune('a'+i%26))}, i+2)
 		if err != nil {
@@ -36,9 +37,9 @@ func TestSpillEncodesEveryRow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seen := map[Date]bool{}
+	seen := map[lake.Date]bool{}
 	total := int64(0)
-	err := sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d Date, p *spillPart) error {
+	err := sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d lake.Date, p *spillPart) error {
 		seen[d] = true
 		if err := l.Verify(p.f, p.rows); err != nil {
 			return err
@@ -70,16 +71,16 @@ func TestSpillEncodesEveryRow(t *testing.T) {
 // test's own exit would show one).
 func TestSpillEncodeStopsAtFirstError(t *testing.T) {
 	l, sp := testSpill(t, "FailureDate")
-	d0, _ := ParseDate("2026-11-01")
+	d0, _ := lake.ParseDate("2026-11-01")
 	for i := range 20 {
-		row, _, _ := l.AppendRow(nil, []string{(d0 + Date(i)).String()}, 2)
-		if err := sp.write(d0+Date(i), row); err != nil {
+		row, _, _ := l.AppendRow(nil, []string{(d0 + lake.Date(i)).String()}, 2)
+		if err := sp.write(d0+lake.Date(i), row); err != nil {
 			t.Fatal(err)
 		}
 	}
 	boom := errors.New("boom")
 	calls := 0
-	err := sp.encode(context.Background(), sp.dates(), 3, schema.EncoderOptions{}, func(Date, *spillPart) error {
+	err := sp.encode(context.Background(), sp.dates(), 3, schema.EncoderOptions{}, func(lake.Date, *spillPart) error {
 		calls++
 		return boom
 	})
@@ -95,9 +96,9 @@ func TestSpeculationNeverLosesLateRows(t *testing.T) {
 	l, sp := testSpill(t, "FailureDate", "EventCount")
 	sp.speculate(t.Context(), 2, schema.EncoderOptions{})
 	time.Sleep(50 * time.Millisecond) // let the encoders wait for work
-	a, _ := ParseDate("2026-11-01")
+	a, _ := lake.ParseDate("2026-11-01")
 	b, c := a+1, a+2
-	write := func(d Date, n int) {
+	write := func(d lake.Date, n int) {
 		for i := range n {
 			row, _, _ := l.AppendRow(nil, []string{d.String(), "1"}, i+2)
 			if err := sp.write(d, row); err != nil {
@@ -116,8 +117,8 @@ func TestSpeculationNeverLosesLateRows(t *testing.T) {
 	if sp.parts[a].spec.rows != 1000 || sp.parts[b].spec.rows != 1000 {
 		t.Fatalf("speculated rows: a %d, b %d; want 1000 each", sp.parts[a].spec.rows, sp.parts[b].spec.rows)
 	}
-	got := map[Date]int64{}
-	err := sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d Date, p *spillPart) error {
+	got := map[lake.Date]int64{}
+	err := sp.encode(t.Context(), sp.dates(), 2, schema.EncoderOptions{}, func(d lake.Date, p *spillPart) error {
 		if err := l.Verify(p.f, p.rows); err != nil {
 			return err
 		}
@@ -137,17 +138,17 @@ func TestSpeculationNeverLosesLateRows(t *testing.T) {
 // instead of leaving it waiting for results that never come.
 func TestSpillEncodeReturnsWhenCancelled(t *testing.T) {
 	l, sp := testSpill(t, "FailureDate", "EventCount")
-	d0, _ := ParseDate("2026-11-01")
+	d0, _ := lake.ParseDate("2026-11-01")
 	for i := range 200_000 {
-		row, _, _ := l.AppendRow(nil, []string{(d0 + Date(i%8)).String(), "1"}, 2)
-		if err := sp.write(d0+Date(i%8), row); err != nil {
+		row, _, _ := l.AppendRow(nil, []string{(d0 + lake.Date(i%8)).String(), "1"}, 2)
+		if err := sp.write(d0+lake.Date(i%8), row); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- sp.encode(ctx, sp.dates(), 2, schema.EncoderOptions{}, func(Date, *spillPart) error { return nil })
+		done <- sp.encode(ctx, sp.dates(), 2, schema.EncoderOptions{}, func(lake.Date, *spillPart) error { return nil })
 	}()
 	time.Sleep(5 * time.Millisecond)
 	cancel()
@@ -165,8 +166,8 @@ func TestSpillEncodeReturnsWhenCancelled(t *testing.T) {
 // bad, outside the window or superseded, by its date whether or not the
 // rest of it types; only bad rows of owned dates are quarantined.
 func TestSplitCountsEveryRow(t *testing.T) {
-	w := Window{First: mustDate(t, "2026-11-10")}
-	j := job{owns: map[Date]bool{mustDate(t, "2026-11-10"): true, mustDate(t, "2026-11-11"): true}}
+	w := lake.Window{First: mustDate(t, "2026-11-10")}
+	j := job{owns: map[lake.Date]bool{mustDate(t, "2026-11-10"): true, mustDate(t, "2026-11-11"): true}}
 	// 2026-11-12 is in the window but a newer run owns it.
 	report := strings.Join([]string{
 		"FailureDate\tEventCount\tOEMName",
@@ -189,11 +190,11 @@ func TestSplitCountsEveryRow(t *testing.T) {
 	header, _ := cr.Read()
 	l, sp := testSpill(t, header...)
 	r := &Runner{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	var c Commit
+	var c lake.Commit
 	if err := r.split(t.Context(), cr, "test", l, sp, j, w, w.First, &c); err != nil {
 		t.Fatal(err)
 	}
-	want := Commit{Rows: 2, Bad: 3, TooOld: 3, Superseded: 3}
+	want := lake.Commit{Rows: 2, Bad: 3, TooOld: 3, Superseded: 3}
 	if c.Rows != want.Rows || c.Bad != want.Bad || c.TooOld != want.TooOld || c.Superseded != want.Superseded {
 		t.Errorf("rows %d, bad %d, too old %d, superseded %d; want %d, %d, %d, %d",
 			c.Rows, c.Bad, c.TooOld, c.Superseded, want.Rows, want.Bad, want.TooOld, want.Superseded)
@@ -207,9 +208,9 @@ func TestSplitCountsEveryRow(t *testing.T) {
 	}
 }
 
-func mustDate(t *testing.T, s string) Date {
+func mustDate(t *testing.T, s string) lake.Date {
 	t.Helper()
-	d, err := ParseDate(s)
+	d, err := lake.ParseDate(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"slices"
 	"strings"
 	"time"
@@ -39,17 +40,17 @@ type CabStatus struct {
 
 // ReadStatus reads the lake's manifests and lists its cabs.
 func ReadStatus(ctx context.Context, s sinks.Sink, retentionDays int) (*Status, error) {
-	w := NewWindow(time.Now(), retentionDays)
+	w := lake.NewWindow(time.Now(), retentionDays)
 	st := &Status{WindowStart: w.First.String()}
 	byName := map[string]*DatasetStatus{}
 	var manifests []string
 	err := s.List(ctx, "", func(o sinks.Object) error {
-		d, dated := KeyDate(o.Key)
+		d, dated := lake.KeyDate(o.Key)
 		if dated && !w.Contains(d) {
 			st.Stale++
 		}
 		switch {
-		case strings.HasPrefix(o.Key, manifestDir+"/"):
+		case strings.HasPrefix(o.Key, lake.ManifestDir+"/"):
 			manifests = append(manifests, o.Key)
 		case strings.HasPrefix(o.Key, "cabs/") && dated:
 			st.Cabs.Files++
@@ -69,8 +70,8 @@ func ReadStatus(ctx context.Context, s sinks.Sink, retentionDays int) (*Status, 
 		return nil, fmt.Errorf("status: list: %w", err)
 	}
 	for _, key := range manifests {
-		var m Manifest
-		if err := getJSON(ctx, s, key, &m); err != nil {
+		var m lake.Manifest
+		if err := lake.GetJSON(ctx, s, key, &m); err != nil {
 			return nil, fmt.Errorf("status: %w", err)
 		}
 		ds := byName[m.Dataset]

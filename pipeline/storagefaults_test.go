@@ -91,7 +91,7 @@ func TestStorageFaultsLakeMatchesCleanRun(t *testing.T) {
 		}
 	}
 
-	download(t, srv, bucket, "faulty", faulty.lake)
+	download(t, srv, bucket, "faulty", faulty.lakeDir)
 	checkAgainstTruth(t, faulty.harness)
 	if missing := counts.Unfired(); len(missing) > 0 {
 		t.Errorf("fault kinds never injected: %v (%v)", missing, counts)

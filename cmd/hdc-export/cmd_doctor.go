@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"github.com/hdc-export/hdc-export/sinks"
 )
 
@@ -111,7 +112,7 @@ func sinkChecks(ctx context.Context, s sinks.Sink, cfg *Config) []check {
 	}
 	id := make([]byte, 6)
 	_, _ = rand.Read(id)
-	prefix := "_hdc/doctor/" + hex.EncodeToString(id) + "/"
+	prefix := lake.DoctorDir + hex.EncodeToString(id) + "/"
 	body := []byte("hdc-export doctor probe\n")
 	key := prefix + "probe"
 	err := s.Put(ctx, key, bytes.NewReader(body))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
 	"net/http"
 	"os"
@@ -127,7 +128,7 @@ func (m *metrics) observeRetention(r *pipeline.PurgeReport, err error) {
 }
 
 func (m *metrics) setOldest(date string) {
-	if d, err := pipeline.ParseDate(date); err == nil {
+	if d, err := lake.ParseDate(date); err == nil {
 		m.values["hdc_oldest_object_age_seconds"] = time.Since(d.Time()).Seconds()
 	}
 }

@@ -1,6 +1,7 @@
-package pipeline
+package lake
 
 import (
+	"regexp"
 	"testing"
 	"time"
 )
@@ -36,7 +37,7 @@ func FuzzPartitionKeyRoundTrip(f *testing.F) {
 	f.Add(int32(-1), "a")
 	f.Fuzz(func(t *testing.T, days int32, dataset string) {
 		d := Date(days)
-		if y := d.Time().Year(); y < 1 || y > 9999 || validDatasetName(dataset) != nil {
+		if y := d.Time().Year(); y < 1 || y > 9999 || !datasetName.MatchString(dataset) {
 			return
 		}
 		for _, key := range []string{DataKey(dataset, d), ManifestKey(dataset, d)} {
@@ -52,28 +53,30 @@ func TestKeyDatingSpellings(t *testing.T) {
 	d, _ := ParseDate("2026-10-01")
 	for _, tc := range []struct {
 		key  string
-		want dating
+		want Dating
 	}{
-		{"ihv_driver/date=2026-10-01/part-00000.parquet", dated},
-		{"ihv_driver/DATE=2026-10-01/x.parquet", dated},
-		{"ihv_driver/Date=2026-10-1/x.parquet", dated},
-		{"ihv_driver/date=2026-10-01/back\\slash.parquet", dated},
-		{"ihv_driver/date=2026-10-01/\x01ctl", dated},
-		{"ihv_driver/date=2026-10-01/\xff\xfe", dated},
-		{"ihv_driver/date=2026-10-01/", dated},
-		{"_hdc/manifests/ihv_driver/date=2026-10-01.json", dated},
-		{"ihv_driver/date=2026-10-01x/p", undatable},
-		{"ihv_driver/date=26-10-01/p", undatable},
-		{"ihv_driver/date=2026-02-30/p", undatable},
-		{"ihv_driver/date=2026-10-001/p", undatable},
-		{"ihv_driver/date=/p", undatable},
-		{"ihv_driver/date=20261001/p", undatable},
-		{"ihv_driver/part.parquet", undated},
-		{"_hdc/lease/0000000001.json", undated},
+		{"ihv_driver/date=2026-10-01/part-00000.parquet", Dated},
+		{"ihv_driver/DATE=2026-10-01/x.parquet", Dated},
+		{"ihv_driver/Date=2026-10-1/x.parquet", Dated},
+		{"ihv_driver/date=2026-10-01/back\\slash.parquet", Dated},
+		{"ihv_driver/date=2026-10-01/\x01ctl", Dated},
+		{"ihv_driver/date=2026-10-01/\xff\xfe", Dated},
+		{"ihv_driver/date=2026-10-01/", Dated},
+		{"_hdc/manifests/ihv_driver/date=2026-10-01.json", Dated},
+		{"ihv_driver/date=2026-10-01x/p", Undatable},
+		{"ihv_driver/date=26-10-01/p", Undatable},
+		{"ihv_driver/date=2026-02-30/p", Undatable},
+		{"ihv_driver/date=2026-10-001/p", Undatable},
+		{"ihv_driver/date=/p", Undatable},
+		{"ihv_driver/date=20261001/p", Undatable},
+		{"ihv_driver/part.parquet", Undated},
+		{"_hdc/lease/0000000001.json", Undated},
 	} {
-		got, st := keyDating(tc.key)
-		if st != tc.want || st == dated && got != d {
-			t.Errorf("keyDating(%q) = %v, %v; want %v, %v", tc.key, got, st, d, tc.want)
+		got, st := DateOfKey(tc.key)
+		if st != tc.want || st == Dated && got != d {
+			t.Errorf("DateOfKey(%q) = %v, %v; want %v, %v", tc.key, got, st, d, tc.want)
 		}
 	}
 }
+
+var datasetName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)

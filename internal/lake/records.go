@@ -1,11 +1,14 @@
-package pipeline
+package lake
 
 import (
+	"time"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hdc-export/hdc-export/devcenter"
 	"io"
 
 	"github.com/hdc-export/hdc-export/sinks"
@@ -48,8 +51,8 @@ type Commit struct {
 	Bad        int64    `json:"rows_bad"`
 }
 
-// getJSON reads a JSON object; a missing key returns sinks.ErrNotFound.
-func getJSON(ctx context.Context, s sinks.Sink, key string, v any) error {
+// GetJSON reads a JSON object; a missing key returns sinks.ErrNotFound.
+func GetJSON(ctx context.Context, s sinks.Sink, key string, v any) error {
 	rc, err := s.Get(ctx, key)
 	if err != nil {
 		return err
@@ -65,8 +68,8 @@ func getJSON(ctx context.Context, s sinks.Sink, key string, v any) error {
 	return nil
 }
 
-// putJSON writes v as indented JSON; equal values give equal bytes.
-func putJSON(ctx context.Context, s sinks.Sink, key string, v any) error {
+// PutJSON writes v as indented JSON; equal values give equal bytes.
+func PutJSON(ctx context.Context, s sinks.Sink, key string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
@@ -77,8 +80,8 @@ func putJSON(ctx context.Context, s sinks.Sink, key string, v any) error {
 	return nil
 }
 
-// exists reports whether key holds an object.
-func exists(ctx context.Context, s sinks.Sink, key string) (bool, error) {
+// Exists reports whether key holds an object.
+func Exists(ctx context.Context, s sinks.Sink, key string) (bool, error) {
 	if st, ok := s.(sinks.Stater); ok {
 		_, err := st.Stat(ctx, key)
 		if errors.Is(err, sinks.ErrNotFound) {
@@ -94,4 +97,37 @@ func exists(ctx context.Context, s sinks.Sink, key string) (bool, error) {
 		return false, err
 	}
 	return true, rc.Close()
+}
+
+// DatasetSchema is the record of a dataset's columns: every column a run
+// of it has written, with its SQL type. It holds names and types only,
+// never data, so it is kept outside retention, at SchemaKey.
+type DatasetSchema struct {
+	Dataset string            `json:"dataset"`
+	Columns map[string]string `json:"columns"` // lake column name → SQL type
+}
+
+// SchemaChange is a compatible change of a dataset's columns, recorded in
+// the manifests of the partitions written by the run that made it.
+type SchemaChange struct {
+	Added   []string `json:"added,omitempty"`   // columns new to the dataset
+	Missing []string `json:"missing,omitempty"` // known columns this run lacks (NULL in its rows)
+}
+
+// Binding remembers which template and schedule serve a configured report,
+// so a changed template is edited in place rather than duplicated. It
+// holds ids only.
+type Binding struct {
+	TemplateID devcenter.ID `json:"template_id"`
+	ReportID   devcenter.ID `json:"report_id"`
+}
+
+// LeaseRecord is the content of a lease object (see LeaseKey). Taking the
+// lease is a create-only put of the next epoch, so of any number of
+// runners that race for it exactly one wins; the epoch is the fencing
+// token.
+type LeaseRecord struct {
+	Holder  string    `json:"holder"`
+	Epoch   int64     `json:"epoch"`
+	Expires time.Time `json:"expires"`
 }

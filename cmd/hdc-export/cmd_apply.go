@@ -33,22 +33,12 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	defer env.close()
-	runner := &pipeline.Runner{Config: cfg.Pipeline, API: env.client, Sink: env.sink, Log: log}
+	c := newCycler(cfg, env, log, nil)
 	var plan []pipeline.Change
 	if *dryRun {
-		plan, _, err = runner.Reconcile(ctx, true)
+		plan, _, err = c.Runner.Reconcile(ctx, true)
 	} else {
-		c := &cycler{cfg: cfg, env: env, log: log}
-		lease, lerr := c.acquire(ctx, true)
-		if lerr != nil {
-			return lerr
-		}
-		err = c.withLease(ctx, lease, func(ctx context.Context) error {
-			runner.Fence = lease.Check
-			var err error
-			plan, _, err = runner.Reconcile(ctx, false)
-			return err
-		})
+		plan, err = c.Apply(ctx)
 	}
 	changes := 0
 	for _, ch := range plan {

@@ -57,14 +57,13 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		m.observePurge(nil, err)
 		return exitCouldNotCheck, err
 	}
+	c := newCycler(cfg, &environment{sink: sink}, log, m)
 	var rep *pipeline.PurgeReport
 	if *dryRun || *check {
-		runner := &pipeline.Runner{Config: cfg.Pipeline, Sink: sink, Log: log}
-		rep, err = runner.Purge(ctx, true)
+		rep, err = c.Runner.Purge(ctx, true)
 		m.observePurge(rep, err)
 	} else { // destroying takes the lake's lease, like a cycle
-		c := &cycler{cfg: cfg, env: &environment{sink: sink}, log: log, metrics: m}
-		rep, err = c.purge(ctx)
+		rep, err = c.Purge(ctx)
 	}
 	if errors.Is(err, pipeline.ErrLeaseHeld) {
 		return exitLeaseHeld, err

@@ -48,8 +48,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	defer env.close()
 
-	c := &cycler{cfg: cfg, env: env, log: log, progress: progressWriter(stderr)}
-	sum, runErr := c.run(ctx, *wait, nil)
+	c := newCycler(cfg, env, log, nil)
+	c.Runner.Progress = progressWriter(stderr)
+	sum, runErr := c.Cycle(ctx, *wait, nil)
 	if sum != nil {
 		printTable(stderr, sum)
 		if err := writeSummary(stdout, *summaryPath, sum); err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
+	"github.com/hdc-export/hdc-export/pipeline"
 )
 
 // cmdServe runs the export cycle and the purge on their cron schedules (UTC)
@@ -44,33 +43,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	}
 	defer env.close()
 	m := newMetrics()
-	c := &cycler{cfg: cfg, env: env, log: log, metrics: m}
-
-	// Jobs run on a context that SIGTERM cancels; the pipeline then stops
-	// between objects and the lake stays consistent.
-	cycle := func(only ...string) {
-		sum, err := c.run(ctx, false, only)
-		switch {
-		case errors.Is(err, errBusy):
-			log.Info("tick skipped: the previous cycle is still running")
-		case errors.Is(err, context.Canceled):
-		case err != nil:
-			log.Error("cycle failed", "error", err.Error(), "exit_code", exitCode(sum, err, len(cfg.Pipeline.Reports)))
-		default:
-			log.Info("cycle done", "runs_ingested", sum.RunsIngested, "rows", sum.Rows, "purged", sum.ObjectsPurged, "duration", sum.Duration)
-		}
-	}
-	sched := cron.New(cron.WithLocation(time.UTC), cron.WithParser(cronParser))
-	if _, err := sched.AddFunc(cfg.Serve.Cycle, func() { cycle() }); err != nil {
-		return usageError{fmt.Errorf("serve.cycle: %w", err)}
-	}
-	if _, err := sched.AddFunc(cfg.Serve.Purge, func() {
-		if _, err := c.purge(ctx); err != nil && !errors.Is(err, errBusy) && !errors.Is(err, context.Canceled) {
-			log.Error("purge failed", "error", err.Error())
-		}
-	}); err != nil {
-		return usageError{fmt.Errorf("serve.purge: %w", err)}
-	}
+	c := newCycler(cfg, env, log, m)
+	schedule := pipeline.Schedule{Cycle: cfg.Serve.Cycle, Purge: cfg.Serve.Purge}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -89,7 +63,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 			http.Error(w, "unknown report", http.StatusNotFound)
 			return
 		}
-		go cycle(only...)
+		// The cycle runs on the service's context, not the request's.
+		go c.Trigger(ctx, only...)
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = io.WriteString(w, "ingestion started\n")
 	})
@@ -101,24 +76,12 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "cycle", cfg.Serve.Cycle, "purge", cfg.Serve.Purge,
 		"callback", secret != "")
-	sched.Start()
-	if *runAtStart {
-		go cycle()
-	}
-	<-ctx.Done()
+	err = c.Serve(ctx, schedule, *runAtStart)
 	log.Info("shutting down")
-	stopped := sched.Stop() // no new ticks; running jobs see ctx cancelled
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
-	select {
-	case <-stopped.Done():
-	case <-shutdown.Done():
-		return errors.New("a cycle did not stop within 10s")
-	}
-	c.mu.Lock() // wait for a callback-started cycle too
-	c.mu.Unlock()
-	return nil
+	return err
 }
 
 // callbackReports maps the callback's report parameter (a dataset name or

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/hdc-export/hdc-export/devcenter"
@@ -200,7 +199,7 @@ func (c *Config) validate(needAPI bool) error {
 		errs = append(errs, fmt.Errorf("lease.ttl: %s is too short (at least 30s)", c.Lease.TTL))
 	}
 	for _, s := range []struct{ name, spec string }{{"serve.cycle", c.Serve.Cycle}, {"serve.purge", c.Serve.Purge}} {
-		if _, err := cronParser.Parse(s.spec); err != nil {
+		if err := pipeline.ValidateSpec(s.spec); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
 		}
 	}
@@ -263,9 +262,6 @@ func runnerID() string {
 	}
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
-
-// cronParser accepts standard five-field specs and descriptors (@every 1h).
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // parseSwitch reads an on/off environment value.
 func parseSwitch(v string) (on, ok bool) {

@@ -97,7 +97,10 @@ func (m *metrics) observePurge(r *pipeline.PurgeReport, err error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err != nil && !errorsIsLeaseHeld(err) {
+	if errorsIsLeaseHeld(err) {
+		return // a cycle is running; it purges too
+	}
+	if err != nil {
 		m.add(`hdc_errors_total{kind="purge"}`, 1)
 	}
 	if r != nil {

@@ -404,9 +404,11 @@ func TestDoctorAgainstMinIO(t *testing.T) {
 
 // TestApplyLifecycle runs `hdc-export doctor --apply-lifecycle` twice on a
 // bucket that already has a rule of its own, and reads the bucket's
-// lifecycle configuration back with the AWS CLI: one rule on the lake's
-// prefix expiring objects retention+margin (30+2) days after writing and
-// aborting incomplete uploads after a day, and the bucket's own rule kept.
+// lifecycle configuration back with the AWS CLI: on the lake's prefix, one
+// rule expiring objects retention+margin (30+2) days after writing,
+// noncurrent versions a day after they are replaced, and incomplete
+// uploads after a day, and one removing expired delete markers (S3 allows
+// no Days beside it); the bucket's own rule kept.
 func TestApplyLifecycle(t *testing.T) {
 	t.Parallel()
 	srv := startMinIO(t)
@@ -437,7 +439,11 @@ func TestApplyLifecycle(t *testing.T) {
 			Status     string
 			Prefix     *string
 			Filter     *struct{ Prefix *string }
-			Expiration *struct{ Days *int }
+			Expiration *struct {
+				Days                      *int
+				ExpiredObjectDeleteMarker *bool
+			}
+			Noncurrent *struct{ NoncurrentDays *int } `json:"NoncurrentVersionExpiration"`
 			Abort      *struct{ DaysAfterInitiation *int } `json:"AbortIncompleteMultipartUpload"`
 		}
 	}
@@ -445,7 +451,7 @@ func TestApplyLifecycle(t *testing.T) {
 		t.Fatalf("get-bucket-lifecycle-configuration: %v\n%s", err, raw)
 	}
 	t.Logf("bucket lifecycle configuration:\n%s", raw)
-	ours, others := 0, 0
+	ours, markers, others := 0, 0, 0
 	for _, r := range cfg.Rules {
 		prefix := ""
 		switch {
@@ -459,6 +465,16 @@ func TestApplyLifecycle(t *testing.T) {
 			ours++
 			if r.Status != "Enabled" {
 				t.Errorf("rule %s on %s is %s; want Enabled", r.ID, prefix, r.Status)
+			}
+			if r.Expiration != nil && r.Expiration.ExpiredObjectDeleteMarker != nil {
+				markers++
+				if !*r.Expiration.ExpiredObjectDeleteMarker {
+					t.Errorf("rule %s on %s: ExpiredObjectDeleteMarker false", r.ID, prefix)
+				}
+				continue
+			}
+			if r.Noncurrent == nil || r.Noncurrent.NoncurrentDays == nil || *r.Noncurrent.NoncurrentDays != 1 {
+				t.Errorf("rule %s on %s: NoncurrentVersionExpiration %+v; want NoncurrentDays = 1", r.ID, prefix, r.Noncurrent)
 			}
 			if r.Expiration == nil || r.Expiration.Days == nil || *r.Expiration.Days != wantDays {
 				t.Errorf("rule %s on %s: Expiration %+v; want Days = %d (retention %d + margin %d)", r.ID, prefix, r.Expiration, wantDays, retentionDays, lifecycleMargin)
@@ -478,8 +494,8 @@ func TestApplyLifecycle(t *testing.T) {
 			t.Errorf("unexpected lifecycle rule %s on prefix %q", r.ID, prefix)
 		}
 	}
-	if ours != 1 {
-		t.Errorf("%d lifecycle rules on the prefix %s/ after applying twice; want exactly 1", ours, lakePrefix)
+	if ours != 2 || markers != 1 {
+		t.Errorf("%d lifecycle rules on the prefix %s/ after applying twice, %d removing expired delete markers; want exactly 2, one of them for markers", ours, lakePrefix, markers)
 	}
 	if others != 1 {
 		t.Errorf("the bucket's own lifecycle rule (prefix elsewhere/) was dropped")
@@ -505,6 +521,8 @@ func checkLifecycleSent(t *testing.T, bodies [][]byte, days int) {
 			Status     string `xml:"Status"`
 			Prefix     string `xml:"Filter>Prefix"`
 			Expiration int    `xml:"Expiration>Days"`
+			Markers    bool   `xml:"Expiration>ExpiredObjectDeleteMarker"`
+			Noncurrent int    `xml:"NoncurrentVersionExpiration>NoncurrentDays"`
 			Abort      int    `xml:"AbortIncompleteMultipartUpload>DaysAfterInitiation"`
 		} `xml:"Rule"`
 	}
@@ -512,18 +530,22 @@ func checkLifecycleSent(t *testing.T, bodies [][]byte, days int) {
 		t.Errorf("doctor's lifecycle configuration is not XML: %v\n%s", err, bodies[0])
 		return
 	}
-	found := 0
+	found, markers := 0, 0
 	for _, r := range cfg.Rules {
 		if r.Prefix != lakePrefix+"/" {
 			continue
 		}
 		found++
-		if r.Status != "Enabled" || r.Expiration != days || r.Abort != 1 {
-			t.Errorf("doctor sent rule %s on %s: status %q, expiration %d days, abort incomplete uploads after %d days; want Enabled, %d, 1\n%s",
-				r.ID, r.Prefix, r.Status, r.Expiration, r.Abort, days, bodies[0])
+		if r.Markers {
+			markers++
+			continue
+		}
+		if r.Status != "Enabled" || r.Expiration != days || r.Noncurrent != 1 || r.Abort != 1 {
+			t.Errorf("doctor sent rule %s on %s: status %q, expiration %d days, noncurrent versions %d days, abort incomplete uploads after %d days; want Enabled, %d, 1, 1\n%s",
+				r.ID, r.Prefix, r.Status, r.Expiration, r.Noncurrent, r.Abort, days, bodies[0])
 		}
 	}
-	if found != 1 {
-		t.Errorf("doctor sent %d rules on the prefix %s/; want 1\n%s", found, lakePrefix, bodies[0])
+	if found != 2 || markers != 1 {
+		t.Errorf("doctor sent %d rules on the prefix %s/ (%d for expired delete markers); want 2, one for markers\n%s", found, lakePrefix, markers, bodies[0])
 	}
 }

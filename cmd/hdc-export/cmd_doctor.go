@@ -245,11 +245,11 @@ func retentionChecks(ctx context.Context, s sinks.Sink, days int) []check {
 		rules, err := lc.LifecycleRules(ctx)
 		switch {
 		case err != nil:
-			out = append(out, check{"sink: lifecycle rules", "FAIL", err.Error()})
+			out = append(out, check{"sink: expiry rules in force", "FAIL", err.Error()})
 		case len(rules) == 0:
-			out = append(out, check{"sink: lifecycle rules", "ok", "none on the prefix (optional backstop: --apply-lifecycle)"})
+			out = append(out, check{"sink: expiry rules in force", "ok", "none on the prefix (optional backstop: --apply-lifecycle)"})
 		default:
-			out = append(out, check{"sink: lifecycle rules", "ok", strings.Join(rules, "; ")})
+			out = append(out, check{"sink: expiry rules in force", "ok", strings.Join(rules, "; ")})
 		}
 	}
 	return out

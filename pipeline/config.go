@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hdc-export/hdc-export/cabmirror"
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/schema"
 )
@@ -31,8 +32,9 @@ type Config struct {
 	Retention Retention      `yaml:"retention"`
 	Parquet   ParquetConfig  `yaml:"parquet"`
 	BadRows   BadRowsConfig  `yaml:"bad_rows"`
-	// Cabs configures mirroring crash-dump cabs into the lake (see CabsConfig).
-	Cabs CabsConfig `yaml:"cabs"`
+	// Cabs configures mirroring crash-dump cabs into the lake (see
+	// cabmirror.Config).
+	Cabs cabmirror.Config `yaml:"cabs"`
 	// TempDir holds spill files while a run is converted; default os.TempDir().
 	// Files there are removed at the end of every run and, if a crash left
 	// any, at the start of the next.
@@ -143,7 +145,7 @@ func (c *Config) SetDefaults() {
 	if c.BadRows.MaxFraction == 0 {
 		c.BadRows.MaxFraction = 0.01
 	}
-	c.Cabs.setDefaults()
+	c.Cabs.SetDefaults()
 }
 
 var datasetRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -177,7 +179,9 @@ func (c *Config) Validate() error {
 	if c.Parquet.RowGroupRows < 0 {
 		errs = append(errs, errors.New("parquet.row_group_rows: must not be negative"))
 	}
-	errs = append(errs, c.Cabs.validate()...)
+	if err := c.Cabs.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(c.Reports) == 0 {
 		errs = append(errs, errors.New("reports: at least one report is required"))
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hdc-export/hdc-export/cabmirror"
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/sinks"
 )
@@ -28,9 +29,8 @@ type API interface {
 	ResumeReport(ctx context.Context, id devcenter.ID) error
 	ReportData(ctx context.Context, reportID devcenter.ID, start, end time.Time) ([]devcenter.Run, error)
 	Download(ctx context.Context, link string) (io.ReadCloser, error)
-	// CabLink and OpenCab download cabs (see mirror.go).
-	CabLink(ctx context.Context, ep devcenter.CabEndpoint, applicationID, cabIDHash string) (string, error)
-	OpenCab(ctx context.Context, link string, offset int64, allow *devcenter.HostList) (io.ReadCloser, devcenter.CabMeta, error)
+	// CabLink and OpenCab download cabs.
+	cabmirror.Client
 }
 
 // Runner runs export cycles. Its fields are set once; Run may be called

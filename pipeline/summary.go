@@ -1,6 +1,10 @@
 package pipeline
 
-import "time"
+import (
+	"time"
+
+	"github.com/hdc-export/hdc-export/cabmirror"
+)
 
 // Summary is what one cycle did. It holds counts only, never row content.
 type Summary struct {
@@ -51,4 +55,16 @@ func (s *Summary) add(r runResult) {
 	s.RowsTooOld += r.commit.TooOld
 	s.RowsSuperseded += r.commit.Superseded
 	s.RowsBad += r.commit.Bad
+}
+
+// addCabs adds the counts of a cab stage run.
+func (s *Summary) addCabs(r cabmirror.Result) {
+	s.CabsMirrored += r.Mirrored
+	s.CabBytes += r.Bytes
+	s.CabsSkippedExpired += r.SkippedExpired
+	s.CabsNotFound += r.NotFound
+	s.CabsRejected += r.Rejected
+	s.CabsRefused += r.Refused
+	s.CabsDeferred += r.Deferred
+	s.CabsFailed += r.Failed
 }

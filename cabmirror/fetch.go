@@ -1,4 +1,4 @@
-package pipeline
+package cabmirror
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"crypto/md5" //nolint:gosec // the blob host's integrity checksum, not security
 	"errors"
 	"fmt"
-	"github.com/hdc-export/hdc-export/internal/lake"
 	"hash"
 	"io"
 	"strings"
@@ -15,12 +14,13 @@ import (
 	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/internal/lake"
 )
 
 // mirrorRun is the shared state of one run's downloads.
 type mirrorRun struct {
-	r       *Runner
-	cfg     CabsConfig
+	mirror  *Mirror
+	cfg     Config
 	allow   *devcenter.HostList
 	now     time.Time
 	w       lake.Window
@@ -101,7 +101,7 @@ func (m *mirrorRun) download(ctx context.Context, queue []*cabJob) {
 				}
 				m.settled(l.job)
 				if done := m.finished.Add(1); done%16 == 0 {
-					m.r.progress("cabs: %d of %d", done, len(queue))
+					m.mirror.progress("cabs: %d of %d", done, len(queue))
 				}
 			}
 		})
@@ -181,7 +181,7 @@ func (m *mirrorRun) fetch(ctx context.Context, j *cabJob, link string) {
 	}
 	rd := &cabReader{m: m, ctx: ctx, job: j, link: link, body: body, size: meta.Size, want: meta.MD5, h: md5.New()}
 	key := lake.CabKey(j.ref.date, j.ref.hash)
-	err = m.r.Sink.Put(ctx, key, rd)
+	err = m.mirror.Sink.Put(ctx, key, rd)
 	rd.close()
 	switch {
 	case rd.err != nil:
@@ -189,7 +189,7 @@ func (m *mirrorRun) fetch(ctx context.Context, j *cabJob, link string) {
 	case err == nil && !rd.done:
 		// A sink must read to EOF; if one did not, what it stored is unverified.
 		err = errors.New("the sink stopped reading before the end of the cab")
-		if derr := m.r.Sink.Delete(context.WithoutCancel(ctx), key); derr != nil {
+		if derr := m.mirror.Sink.Delete(context.WithoutCancel(ctx), key); derr != nil {
 			err = errors.Join(err, derr)
 		}
 	}
@@ -233,7 +233,7 @@ func (m *mirrorRun) link(ctx context.Context, j *cabJob) (string, error) {
 	if err := m.limiter.wait(ctx, m.stopped); err != nil {
 		return "", err
 	}
-	return m.r.API.CabLink(ctx, j.ref.endpoint(), j.ref.app, j.ref.raw)
+	return m.mirror.Client.CabLink(ctx, j.ref.endpoint(), j.ref.app, j.ref.raw)
 }
 
 // maxLinkRefreshes bounds fresh links asked for one open of a blob that
@@ -244,7 +244,7 @@ const maxLinkRefreshes = 3
 // has expired.
 func (m *mirrorRun) open(ctx context.Context, j *cabJob, link *string, offset int64) (io.ReadCloser, devcenter.CabMeta, error) {
 	for refreshes := 0; ; refreshes++ {
-		body, meta, err := m.r.API.OpenCab(ctx, *link, offset, m.allow)
+		body, meta, err := m.mirror.Client.OpenCab(ctx, *link, offset, m.allow)
 		if !errors.Is(err, devcenter.ErrLinkExpired) || refreshes == maxLinkRefreshes {
 			return body, meta, err
 		}

@@ -1,10 +1,8 @@
-package pipeline_test
+package schema_test
 
 import (
 	"bytes"
-	"github.com/hdc-export/hdc-export/internal/lake"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,20 +10,19 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	arrowschema "github.com/apache/arrow-go/v18/parquet/schema"
 
-	"github.com/hdc-export/hdc-export/pipeline"
-	"github.com/hdc-export/hdc-export/sinks"
+	"github.com/hdc-export/hdc-export/schema"
 )
 
-func indexRows() []pipeline.CabIndexRow {
-	d := lake.DateOf(t0) - 3
+func indexRows() []schema.CabIndexRow {
+	d := int32(time.Date(2026, 11, 18, 0, 0, 0, 0, time.UTC).Unix() / 86400)
 	coll := time.Date(2026, 11, 18, 7, 8, 9, 123456789, time.UTC)
 	exp := coll.Add(30 * 24 * time.Hour)
-	return []pipeline.CabIndexRow{
-		{CabIDHash: "ffffffff-0000-4000-8000-000000000002", Key: lake.CabKey(d, "ffffffff-0000-4000-8000-000000000002"),
+	return []schema.CabIndexRow{
+		{CabIDHash: "ffffffff-0000-4000-8000-000000000002", Key: "cabs/date=2026-11-18/ffffffff-0000-4000-8000-000000000002.cab",
 			Size: 1 << 40, MD5: "00112233445566778899aabbccddeeff", CollectionTime: &coll, ExpirationTime: &exp,
-			FailureDate: int32(d), Dataset: "oem_driver", View: "OEMDriver"},
-		{CabIDHash: "00000000-0000-4000-8000-000000000001", Key: lake.CabKey(d, "00000000-0000-4000-8000-000000000001"),
-			Size: 36, MD5: "ffeeddccbbaa99887766554433221100", FailureDate: int32(d), Dataset: "ihv_driver", View: "IHVDriver"},
+			FailureDate: d, Dataset: "oem_driver", View: "OEMDriver"},
+		{CabIDHash: "00000000-0000-4000-8000-000000000001", Key: "cabs/date=2026-11-18/00000000-0000-4000-8000-000000000001.cab",
+			Size: 36, MD5: "ffeeddccbbaa99887766554433221100", FailureDate: d, Dataset: "ihv_driver", View: "IHVDriver"},
 	}
 }
 
@@ -33,20 +30,20 @@ func indexRows() []pipeline.CabIndexRow {
 // their order, and the file reads back as written (times in ms, nulls kept).
 func TestCabIndexDeterministic(t *testing.T) {
 	rows := indexRows()
-	a, err := pipeline.EncodeCabIndex(rows, "zstd")
+	a, err := schema.EncodeCabIndex(rows, "zstd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rev := slices.Clone(rows)
 	slices.Reverse(rev)
-	b, err := pipeline.EncodeCabIndex(rev, "zstd")
+	b, err := schema.EncodeCabIndex(rev, "zstd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a, b) {
 		t.Error("equal rows in another order gave other bytes")
 	}
-	back, err := pipeline.DecodeCabIndex(a)
+	back, err := schema.DecodeCabIndex(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +59,7 @@ func TestCabIndexDeterministic(t *testing.T) {
 // independent of the writer: DATE, TIMESTAMP(ms, UTC), signed BIGINT,
 // strings, and nothing unsigned.
 func TestCabIndexTypes(t *testing.T) {
-	b, err := pipeline.EncodeCabIndex(indexRows(), "zstd")
+	b, err := schema.EncodeCabIndex(indexRows(), "zstd")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,53 +108,4 @@ func TestCabIndexTypes(t *testing.T) {
 			t.Errorf("column %s is %q, want %s", k, got[k], v)
 		}
 	}
-}
-
-func TestCabKeysAndIDs(t *testing.T) {
-	d := lake.DateOf(t0)
-	for _, tc := range []struct {
-		in, want string
-		ok       bool
-	}{
-		{"1D7B4184-8f18-4207-88b5-36b276363eb5", "1d7b4184-8f18-4207-88b5-36b276363eb5", true},
-		{"1d7b4184-8f18-4207-88b5-36b276363eb", "", false},
-		{"1d7b41848f18-4207-88b5-36b276363eb5-", "", false},
-		{"1d7b4184-8f18-4207-88b5-36b276363eg5", "", false},
-		{"../1d7b4184-8f18-4207-88b5-36b27636", "", false},
-		{"", "", false},
-	} {
-		got, ok := lake.NormalizeCabID(tc.in)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("NormalizeCabID(%q) = %q, %v", tc.in, got, ok)
-		}
-	}
-	key := lake.CabKey(d, "1d7b4184-8f18-4207-88b5-36b276363eb5")
-	if key != "cabs/date=2026-11-21/1d7b4184-8f18-4207-88b5-36b276363eb5.cab" {
-		t.Errorf("CabKey = %q", key)
-	}
-	for _, k := range []string{key, lake.CabIndexKey(d), lake.CabStateKey("ihv_driver", d)} {
-		if got, ok := lake.KeyDate(k); !ok || got != d {
-			t.Errorf("KeyDate(%q) = %v, %v: the purge would not see it", k, got, ok)
-		}
-	}
-}
-
-// FuzzNormalizeCabID: whatever a report holds, an accepted value is a
-// lower-case GUID, so the key it makes is always valid.
-func FuzzNormalizeCabID(f *testing.F) {
-	for _, s := range []string{"1d7b4184-8f18-4207-88b5-36b276363eb5", "../../etc/passwd", "a/b", "%2e%2e", "é"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		id, ok := lake.NormalizeCabID(s)
-		if !ok {
-			return
-		}
-		if len(id) != 36 || strings.Trim(id, "0123456789abcdef-") != "" || strings.Count(id, "-") != 4 {
-			t.Fatalf("accepted %q as %q", s, id)
-		}
-		if err := sinks.ValidateKey(lake.CabKey(lake.DateOf(t0), id)); err != nil {
-			t.Fatal(err)
-		}
-	})
 }

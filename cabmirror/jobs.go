@@ -1,0 +1,88 @@
+package cabmirror
+
+import (
+	"time"
+
+	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/internal/lake"
+	"github.com/hdc-export/hdc-export/schema"
+)
+
+// State is the mirror's record for one dataset partition: the run (and
+// data file checksums) of the partition manifest whose every cab reference
+// is done (mirrored, already present, or permanently skipped). Counts
+// only, never CabIdHash values.
+type State struct {
+	Dataset  string `json:"dataset"`
+	Date     string `json:"date"`
+	Run      string `json:"run"`
+	Files    string `json:"files"` // SHA-256 of the partition's data files, comma-separated
+	Refs     int    `json:"refs"`  // distinct cabs referenced
+	Expired  int    `json:"expired"`
+	NotFound int    `json:"not_found"`
+	Rejected int    `json:"rejected"`
+}
+
+// cabOutcome is what became of one distinct cab in a run.
+type cabOutcome int
+
+const (
+	cabQueued   cabOutcome = iota // to download
+	cabPresent                    // already in the lake
+	cabMirrored                   // downloaded, verified and stored
+	cabExpired                    // CabExpirationTime passed by the runner's clock
+	cabNotFound                   // the API or blob answered 404: gone
+	cabRefused                    // link off the allowlist
+	cabDeferred                   // cut by a limit or cancellation
+	cabFailed                     // download or verification failed
+)
+
+// done reports a final outcome: the partition need not look at it again.
+func (o cabOutcome) done() bool {
+	return o == cabPresent || o == cabMirrored || o == cabExpired || o == cabNotFound
+}
+
+// cabRef is one distinct cab referenced by a partition.
+type cabRef struct {
+	hash      string // normalised (lower case): the key's name
+	raw       string // as the report gave it (validated): sent to the API
+	app       string // ApplicationId, IHV only, may be empty
+	view      string // IHVDriver or OEMDriver
+	dataset   string
+	date      lake.Date // failure date of the partition that referenced it first
+	collected time.Time // zero if unknown
+	expires   time.Time // zero if unknown
+}
+
+// endpoint picks the documented cab download method for the row.
+func (c *cabRef) endpoint() devcenter.CabEndpoint {
+	switch {
+	case c.view == schema.OEMDriver.View:
+		return devcenter.CabHardware
+	case c.app != "":
+		return devcenter.CabDriver
+	}
+	return devcenter.CabIHVDriver
+}
+
+// cabJob is one distinct cab of this run and what became of it.
+type cabJob struct {
+	ref     cabRef
+	outcome cabOutcome
+	size    int64
+	md5     []byte
+	err     error // redacted: names no CabIdHash
+}
+
+// cabPartition is a dataset partition whose cabs are to be checked.
+type cabPartition struct {
+	dataset  string
+	view     string
+	date     lake.Date
+	run      string
+	files    []lake.File
+	refs     []cabRef
+	rejected int       // distinct CabIdHash values refused (see NormalizeCabID)
+	readErr  error     // its references could not be read
+	jobs     []*cabJob // one per distinct cab, shared between partitions
+}

@@ -5,20 +5,14 @@ import (
 	"strings"
 )
 
-// athenaType maps a lake type to Athena (Hive) DDL. Timestamps are Parquet
-// INT64 milliseconds adjusted to UTC, which Athena reads as TIMESTAMP.
+// athenaType maps a lake type to Athena (Hive) DDL: as SQL names it (see
+// Type.String), but STRING for strings. Timestamps are Parquet INT64
+// milliseconds adjusted to UTC, which Athena reads as TIMESTAMP.
 func athenaType(t Type) string {
-	switch t {
-	case Int64:
-		return "BIGINT"
-	case Float64:
-		return "DOUBLE"
-	case Date:
-		return "DATE"
-	case Timestamp:
-		return "TIMESTAMP"
+	if t == String {
+		return "STRING"
 	}
-	return "STRING"
+	return t.String()
 }
 
 // AthenaDDL returns CREATE EXTERNAL TABLE for a dataset at location (the

@@ -24,11 +24,7 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(*configPath, getenv)
-	if err != nil {
-		return usageError{err}
-	}
-	env, err := setup(ctx, cfg, log)
+	cfg, env, err := start(ctx, *configPath, getenv, log)
 	if err != nil {
 		return err
 	}

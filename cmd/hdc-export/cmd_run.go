@@ -37,14 +37,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err != nil {
 		return exitUsage, err
 	}
-	warnIfWritable(log, *configPath)
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, env, err := start(ctx, *configPath, getenv, log)
 	if err != nil {
-		return exitUsage, usageError{err}
-	}
-	env, err := setup(ctx, cfg, log)
-	if err != nil {
-		return exitFailed, err
+		return exitFailed, err // run() maps a usageError to exitUsage
 	}
 	defer env.close()
 
@@ -96,6 +91,22 @@ func (e *environment) close() {
 
 // setup builds the sink and the Dev Center client, starting the embedded
 // emulator if the config asks for it.
+// start is the start-up of every command that talks to Dev Center: read
+// the config (a usageError if it is bad), warn if others may change it,
+// open the sink and the client. The caller closes the environment.
+func start(ctx context.Context, configPath string, getenv func(string) string, log *slog.Logger) (*Config, *environment, error) {
+	warnIfWritable(log, configPath)
+	cfg, err := LoadConfig(configPath, getenv)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	env, err := setup(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, env, nil
+}
+
 func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, error) {
 	env := &environment{}
 	sink, err := openSink(ctx, cfg.Sink)

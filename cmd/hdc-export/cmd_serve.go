@@ -32,12 +32,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
-	warnIfWritable(log, *configPath)
-	cfg, err := LoadConfig(*configPath, getenv)
-	if err != nil {
-		return usageError{err}
-	}
-	env, err := setup(ctx, cfg, log)
+	cfg, env, err := start(ctx, *configPath, getenv, log)
 	if err != nil {
 		return err
 	}

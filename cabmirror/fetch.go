@@ -15,16 +15,17 @@ import (
 
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/internal/lake"
+	"github.com/hdc-export/hdc-export/internal/retry"
 )
 
 // mirrorRun is the shared state of one run's downloads.
 type mirrorRun struct {
-	mirror  *Mirror
-	cfg     Config
-	allow   *devcenter.HostList
-	now     time.Time
-	w       lake.Window
-	limiter *limiter
+	mirror *Mirror
+	cfg    Config
+	allow  *devcenter.HostList
+	now    time.Time
+	w      lake.Window
+	pacer  *retry.Pacer // the cab API's rate limit
 
 	budget int64 // 0 = unlimited
 	mu     sync.Mutex
@@ -32,8 +33,6 @@ type mirrorRun struct {
 	first  string // the first refusal, for the log (a host, never a path)
 
 	stop     atomic.Bool
-	stopped  chan struct{} // closed by halt
-	haltOnce sync.Once
 	finished atomic.Int64
 	streak   atomic.Int64 // failures in a row
 	broken   atomic.Bool  // the streak stopped the run
@@ -127,14 +126,11 @@ type linkedJob struct {
 }
 
 // halt stops starting new downloads and wakes calls waiting for the rate
-// limiter.
+// limit (they fail with retry.ErrStopped).
 func (m *mirrorRun) halt() {
 	m.stop.Store(true)
-	m.haltOnce.Do(func() { close(m.stopped) })
+	m.pacer.Stop()
 }
-
-// errHalted is a link call given up because a limit stopped the run.
-var errHalted = errors.New("cab mirror stopped for this run")
 
 func (m *mirrorRun) refusal() string {
 	m.mu.Lock()
@@ -216,7 +212,7 @@ func (m *mirrorRun) settle(ctx context.Context, j *cabJob, err error) {
 		m.halt()
 	case errors.Is(err, devcenter.ErrNotFound):
 		j.outcome = cabNotFound
-	case ctx.Err() != nil, errors.Is(err, errHalted), m.broken.Load() && errors.Is(err, context.Canceled):
+	case ctx.Err() != nil, errors.Is(err, retry.ErrStopped), m.broken.Load() && errors.Is(err, context.Canceled):
 		j.outcome = cabDeferred // cancelled: by the caller, a limit, or the breaker
 	default:
 		j.outcome = cabFailed
@@ -230,7 +226,7 @@ func (m *mirrorRun) settle(ctx context.Context, j *cabJob, err error) {
 
 // link asks the cab download API for a link, within the rate limit.
 func (m *mirrorRun) link(ctx context.Context, j *cabJob) (string, error) {
-	if err := m.limiter.wait(ctx, m.stopped); err != nil {
+	if err := m.pacer.Wait(ctx); err != nil {
 		return "", err
 	}
 	return m.mirror.Client.CabLink(ctx, j.ref.endpoint(), j.ref.app, j.ref.raw)
@@ -347,7 +343,7 @@ func (c *cabReader) resume() error {
 		return fmt.Errorf("download interrupted %d times (%d without progress)", c.resumes, c.stalls)
 	}
 	if c.stalls > 1 {
-		if err := sleepCtx(c.ctx, time.Duration(c.stalls)*100*time.Millisecond); err != nil {
+		if err := retry.Sleep(c.ctx, time.Duration(c.stalls)*100*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -373,57 +369,6 @@ func (c *cabReader) close() {
 	if c.body != nil {
 		c.body.Close()
 		c.body = nil
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// limiter spaces calls at least 1/rate apart (a token bucket of one), in
-// wall-clock time.
-type limiter struct {
-	mu       sync.Mutex
-	interval time.Duration
-	next     time.Time
-}
-
-func newLimiter(rate float64) *limiter {
-	return &limiter{interval: time.Duration(float64(time.Second) / rate)}
-}
-
-// wait blocks until the caller's turn; it gives up with errHalted once
-// stop is closed.
-func (l *limiter) wait(ctx context.Context, stop <-chan struct{}) error {
-	l.mu.Lock()
-	now := time.Now()
-	at := l.next
-	if at.Before(now) {
-		at = now
-	}
-	l.next = at.Add(l.interval)
-	l.mu.Unlock()
-	select {
-	case <-stop:
-		return errHalted
-	default:
-	}
-	t := time.NewTimer(time.Until(at))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-stop:
-		return errHalted
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/internal/lake"
+	"github.com/hdc-export/hdc-export/internal/retry"
 	"github.com/hdc-export/hdc-export/schema"
 	"github.com/hdc-export/hdc-export/sinks"
 )
@@ -142,7 +143,7 @@ func (m *Mirror) Run(ctx context.Context, w lake.Window) (Result, error) {
 		return Result{}, fmt.Errorf("cabs.allow_hosts: %w", err)
 	}
 	run := &mirrorRun{mirror: m, cfg: cfg, allow: allow, now: m.now(), w: w,
-		limiter: newLimiter(cfg.RatePerSecond), budget: *cfg.ByteBudget, stopped: make(chan struct{})}
+		pacer: retry.NewPacer(cfg.RatePerSecond, 1), budget: *cfg.ByteBudget}
 
 	present, err := m.listCabs(ctx, w)
 	if err != nil {

@@ -227,7 +227,7 @@ func (c *Client) getBlob(ctx context.Context, link, endpoint string, offset int6
 	if err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
-			return nil, fmt.Errorf("%w: %w", ErrLinkExpired, err)
+			return nil, &linkExpiredError{err}
 		}
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/devcenter/devcentertest"
 	"github.com/hdc-export/hdc-export/devcenter/emulator"
+	"github.com/hdc-export/hdc-export/internal/retry"
 )
 
 func TestHostList(t *testing.T) {
@@ -230,11 +231,14 @@ func TestOpenCabStatuses(t *testing.T) {
 		b, err := io.ReadAll(rc)
 		return b, meta, err
 	}
-	if _, _, err := open("/403", 0); !errors.Is(err, devcenter.ErrLinkExpired) {
-		t.Errorf("403: %v", err)
+	// An expired link wants a fresh one, not the end of the caller's
+	// retries; a missing blob is permanent.
+	var ae *devcenter.APIError
+	if _, _, err := open("/403", 0); !errors.Is(err, devcenter.ErrLinkExpired) || !errors.As(err, &ae) || ae.Status != 403 || retry.Permanent(err) {
+		t.Errorf("403: %v (permanent %v)", err, retry.Permanent(err))
 	}
-	if _, _, err := open("/404", 0); !errors.Is(err, devcenter.ErrNotFound) {
-		t.Errorf("404: %v", err)
+	if _, _, err := open("/404", 0); !errors.Is(err, devcenter.ErrNotFound) || !retry.Permanent(err) {
+		t.Errorf("404: %v (permanent %v)", err, retry.Permanent(err))
 	}
 	if _, _, err := open("/302", 0); err == nil || redirected.Load() != 0 {
 		t.Errorf("302: err %v, redirect followed %d times", err, redirected.Load())

@@ -3,8 +3,9 @@
 // reports, report data (runs and their download links), report downloads
 // and cab downloads. ../shared/docs/devcenter-api.md is the reference.
 //
-// Every call goes through one retry policy (network errors, 408, 429 with
-// Retry-After, 5xx) and one token source (client credentials, refreshed
+// Every call goes through the one retry policy, internal/retry (network
+// errors, 408, 429 with Retry-After, 5xx; the API's other 4xx are
+// permanent), and one token source (client credentials, refreshed
 // before expiry and once more on a 401). Decoding tolerates the API's known
 // inconsistencies: key casing, ids as numbers or strings, "Completed" or
 // "Success". Errors name the endpoint and status, never the token or a
@@ -18,17 +19,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/hdc-export/hdc-export/internal/retry"
 )
 
 // Resource is the token audience the API requires.
@@ -48,8 +48,9 @@ type Config struct {
 	TenantID     string `yaml:"tenant_id"`
 	ClientID     string `yaml:"client_id"`
 	ClientSecret Secret `yaml:"-"` // from the environment only
-	// MaxAttempts bounds tries per call (default 6); RetryBase is the first
-	// backoff (default 500ms), doubled each try up to RetryMax (default 30s).
+	// MaxAttempts bounds tries per call (default retry.DefaultAttempts, 6);
+	// RetryBase is the first backoff (default 500ms), doubled each try up
+	// to RetryMax (default 30s). They make the client's retry.Policy.
 	MaxAttempts int           `yaml:"max_attempts"`
 	RetryBase   time.Duration `yaml:"retry_base"`
 	RetryMax    time.Duration `yaml:"retry_max"`
@@ -76,13 +77,13 @@ func (c Config) withDefaults() Config {
 		c.TokenURL = "https://login.microsoftonline.com/" + url.PathEscape(c.TenantID) + "/oauth2/token"
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 6
+		c.MaxAttempts = retry.DefaultAttempts
 	}
 	if c.RetryBase <= 0 {
-		c.RetryBase = 500 * time.Millisecond
+		c.RetryBase = retry.DefaultBase
 	}
 	if c.RetryMax <= 0 {
-		c.RetryMax = 30 * time.Second
+		c.RetryMax = retry.DefaultMax
 	}
 	if c.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -126,6 +127,7 @@ func (c Config) Validate() error {
 // Client calls the Dev Center API. It is safe for concurrent use.
 type Client struct {
 	cfg    Config
+	policy retry.Policy
 	http   *http.Client // never follows redirects
 	tokens *tokenSource
 }
@@ -145,7 +147,8 @@ func New(cfg Config) (*Client, error) {
 		EndpointParams: url.Values{"resource": {Resource}},
 		AuthStyle:      oauth2.AuthStyleInParams,
 	}
-	return &Client{cfg: cfg, http: &hc, tokens: &tokenSource{conf: cc, http: cfg.HTTPClient}}, nil
+	policy := retry.Policy{Attempts: cfg.MaxAttempts, Base: cfg.RetryBase, Max: cfg.RetryMax}
+	return &Client{cfg: cfg, policy: policy, http: &hc, tokens: &tokenSource{conf: cc, http: cfg.HTTPClient}}, nil
 }
 
 // tokenSource caches the access token and refreshes it 5 minutes before it
@@ -225,6 +228,19 @@ func (e *APIError) Unwrap() error {
 	return nil
 }
 
+// Permanent reports whether no retry can fix the error: a 4xx other than
+// 408 and 429. retry.Permanent reads it, so every caller's retry stops.
+func (e *APIError) Permanent() bool { return retry.PermanentStatus(e.Status) }
+
+// linkExpiredError is a signed link's 403: it wraps ErrLinkExpired and the
+// *APIError, but it is not permanent, because a fresh link cures it (the
+// cab mirror asks CabLink again, the run ingests again).
+type linkExpiredError struct{ err error }
+
+func (e *linkExpiredError) Error() string   { return ErrLinkExpired.Error() + ": " + e.err.Error() }
+func (e *linkExpiredError) Unwrap() []error { return []error{ErrLinkExpired, e.err} }
+func (e *linkExpiredError) Permanent() bool { return false }
+
 // request describes one call.
 type request struct {
 	method   string
@@ -238,48 +254,53 @@ type request struct {
 	header     http.Header // extra headers
 }
 
-// do sends req with the retry policy and returns the response, whose body
-// the caller closes. Error statuses become *APIError.
+// do sends req with the client's retry.Policy and returns the response,
+// whose body the caller closes. Error statuses become *APIError.
 func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
-	var lastErr error
+	p := c.policy
+	// An *APIError at the top is the service's answer; anything else
+	// (the token call's failures included) got no answer from it.
+	p.Retryable = func(err error) bool {
+		if ae, ok := err.(*APIError); ok {
+			return retry.ShouldRetry(ae.Status, req.idempotent)
+		}
+		return retry.ShouldRetryError(err, req.idempotent)
+	}
+	var resp *http.Response
 	refreshed := false
-	for attempt := 1; ; attempt++ {
+	err := p.Do(ctx, func(int) (wait time.Duration, err error) {
+		resp, wait, err = c.try(ctx, req, &refreshed)
+		return wait, err
+	})
+	if err != nil && err == ctx.Err() { // cancelled while waiting to retry
+		return nil, fmt.Errorf("devcenter: %s: %w", req.endpoint, err)
+	}
+	return resp, err
+}
+
+// try makes one try of req and returns the response (status < 400), or
+// the error with the wait the server asked for. A 401 to an authenticated
+// call refreshes the token and sends again at once, once per call
+// (*refreshed): a refresh is not a failed try.
+func (c *Client) try(ctx context.Context, req request, refreshed *bool) (*http.Response, time.Duration, error) {
+	for {
 		resp, token, err := c.send(ctx, req)
-		wait := time.Duration(0)
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("devcenter: %s: %w", req.endpoint, ctx.Err())
+				return nil, 0, fmt.Errorf("devcenter: %s: %w", req.endpoint, ctx.Err())
 			}
-			lastErr = fmt.Errorf("devcenter: %s: %w", req.endpoint, scrubURLError(err))
-			if !req.idempotent && !isConnectError(err) {
-				return nil, lastErr
-			}
-		case resp.StatusCode == http.StatusUnauthorized && req.auth && !refreshed:
+			return nil, 0, fmt.Errorf("devcenter: %s: %w", req.endpoint, scrubURLError(err))
+		case resp.StatusCode == http.StatusUnauthorized && req.auth && !*refreshed:
 			drain(resp)
 			c.tokens.invalidate(token)
-			refreshed = true
-			attempt-- // a token refresh is not a failed try
+			*refreshed = true
 			continue
 		case resp.StatusCode < 400:
-			return resp, nil
-		default:
-			apiErr := readAPIError(req.endpoint, resp)
-			if !shouldRetry(resp.StatusCode, req.idempotent) {
-				return nil, apiErr
-			}
-			lastErr = apiErr
-			wait = retryAfter(resp.Header.Get("Retry-After"))
+			return resp, 0, nil
 		}
-		if attempt >= c.cfg.MaxAttempts {
-			return nil, fmt.Errorf("after %d attempts: %w", attempt, lastErr)
-		}
-		if wait == 0 {
-			wait = c.backoff(attempt)
-		}
-		if err := sleep(ctx, min(wait, 5*time.Minute)); err != nil {
-			return nil, fmt.Errorf("devcenter: %s: %w", req.endpoint, err)
-		}
+		wait := retry.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return nil, wait, readAPIError(req.endpoint, resp)
 	}
 }
 
@@ -311,62 +332,9 @@ func (c *Client) send(ctx context.Context, req request) (*http.Response, string,
 	return resp, token, err
 }
 
-// shouldRetry is the one table of retryable statuses.
-func shouldRetry(status int, idempotent bool) bool {
-	switch status {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		return true
-	case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return idempotent
-	}
-	return status >= 500 && idempotent
-}
-
-// backoff is exponential with full jitter.
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.cfg.RetryBase << min(attempt-1, 20)
-	if d <= 0 || d > c.cfg.RetryMax {
-		d = c.cfg.RetryMax
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// retryAfter parses a Retry-After header (seconds or an HTTP date).
-func retryAfter(h string) time.Duration {
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-}
-
-// isConnectError reports whether the request cannot have reached the server.
-func isConnectError(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // scrubURLError removes the URL (which may carry a SAS signature) from a

@@ -3,6 +3,7 @@ package devcenter_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/devcenter/devcentertest"
 	"github.com/hdc-export/hdc-export/devcenter/emulator"
+	"github.com/hdc-export/hdc-export/internal/retry"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -149,8 +151,10 @@ func TestReportDataAndDownloadVariants(t *testing.T) {
 
 		// Links expire after 12 hours; a fresh ReportData gives a new one.
 		clock.Advance(13 * time.Hour)
-		if _, err := c.Download(ctx, done[0].Location); !errors.Is(err, devcenter.ErrLinkExpired) {
-			t.Errorf("expired link err = %v", err)
+		if _, err := c.Download(ctx, done[0].Location); !errors.Is(err, devcenter.ErrLinkExpired) || retry.Permanent(err) {
+			// Not permanent: a fresh link cures it, so a retry of the
+			// caller's (ingest again, ask CabLink again) must not stop.
+			t.Errorf("expired link err = %v (permanent %v)", err, retry.Permanent(err))
 		} else if strings.Contains(err.Error(), "sig=") {
 			t.Errorf("error leaks the link signature: %v", err)
 		}
@@ -187,9 +191,17 @@ func TestTokenRefreshOn401(t *testing.T) {
 	}
 }
 
+// TestBadCredentialsErrorHidesSecret: a refused token is permanent: the
+// call fails at once, and its error does not show the secret.
 func TestBadCredentialsErrorHidesSecret(t *testing.T) {
 	srv, _ := devcentertest.Start(t, emulator.Options{})
-	c, err := devcenter.New(devcenter.Config{BaseURL: srv.URL, TokenURL: srv.URL + "/demo-tenant/oauth2/token",
+	var tokens atomic.Int32
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tokens.Add(1)
+		proxy(srv.URL, w, r)
+	}))
+	defer counting.Close()
+	c, err := devcenter.New(devcenter.Config{BaseURL: counting.URL, TokenURL: counting.URL + "/demo-tenant/oauth2/token",
 		ClientID: "demo-client", ClientSecret: "wrong-secret-value", TenantID: "demo-tenant"})
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +210,9 @@ func TestBadCredentialsErrorHidesSecret(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "wrong-secret-value") || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("err = %v", err)
 	}
+	if !retry.Permanent(err) || tokens.Load() != 1 {
+		t.Errorf("refused token: permanent %v after %d requests, want true after 1", retry.Permanent(err), tokens.Load())
+	}
 }
 
 // TestRetries: GETs survive 429 (with Retry-After) and 500s; a create is
@@ -205,11 +220,13 @@ func TestBadCredentialsErrorHidesSecret(t *testing.T) {
 func TestRetries(t *testing.T) {
 	srv, _ := devcentertest.Start(t, emulator.Options{})
 	var calls atomic.Int32
-	var fail atomic.Int32 // status to answer for the next 2 API calls
+	var fail atomic.Int32     // status to answer for the next flakyFor API calls
+	var flakyFor atomic.Int32 // default 2
+	flakyFor.Store(2)
 	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Path, "/analytics/") {
 			calls.Add(1)
-			if st := fail.Load(); st != 0 && calls.Load() <= 2 {
+			if st := fail.Load(); st != 0 && calls.Load() <= flakyFor.Load() {
 				if st == 429 {
 					w.Header().Set("Retry-After", "0")
 				}
@@ -235,8 +252,68 @@ func TestRetries(t *testing.T) {
 	calls.Store(0)
 	fail.Store(500)
 	_, err := c.CreateTemplate(ctx, devcenter.TemplateDef{View: "OEMDriver", Projection: []string{"FailureDate"}, DateRange: devcenter.DateRange{ReportPeriod: "Yesterday"}})
-	if err == nil || calls.Load() != 1 {
-		t.Errorf("POST after 500: err %v, %d calls (want an error after 1)", err, calls.Load())
+	if err == nil || calls.Load() != 1 || retry.Permanent(err) {
+		t.Errorf("POST after 500: err %v, %d calls (want an error after 1, not permanent)", err, calls.Load())
+	}
+	// A 4xx is permanent: no retry here, and none by any caller.
+	for _, st := range []int32{400, 403, 404} {
+		calls.Store(0)
+		fail.Store(st)
+		_, err := c.ListTemplates(ctx)
+		if err == nil || calls.Load() != 1 || !retry.Permanent(err) {
+			t.Errorf("GET after %d: err %v, %d calls (want a permanent error after 1)", st, err, calls.Load())
+		}
+	}
+	// Five failures of six attempts are not enough; six are.
+	calls.Store(0)
+	fail.Store(503)
+	flakyFor.Store(6)
+	_, err = c.ListTemplates(ctx)
+	if err == nil || !strings.HasPrefix(err.Error(), "after 6 attempts: devcenter: GET ") || calls.Load() != 6 || retry.Permanent(err) {
+		t.Errorf("GET after six 503s: err %v, %d calls", err, calls.Load())
+	}
+}
+
+// TestRetryAfter: the wait a 429 names is honoured, even when it is far
+// longer than the client's backoff (at most 10ms here).
+func TestRetryAfter(t *testing.T) {
+	srv, _ := devcentertest.Start(t, emulator.Options{})
+	var calls atomic.Int32
+	var at [2]atomic.Int64 // when the first two calls came, in ns
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/analytics/") {
+			n := calls.Add(1)
+			if n <= 2 {
+				at[n-1].Store(time.Now().UnixNano())
+			}
+			if n == 1 {
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+		}
+		proxy(srv.URL, w, r)
+	}))
+	defer slow.Close()
+	c := devcentertest.NewClient(t, slow.URL)
+	if _, err := c.ListTemplates(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if gap := time.Duration(at[1].Load() - at[0].Load()); calls.Load() != 2 || gap < time.Second {
+		t.Errorf("%d calls, the retry %v after the 429, want 2 calls, 1s apart", calls.Load(), gap)
+	}
+}
+
+// TestAPIErrorPermanent: the API's 4xx, but 408 and 429, stop every
+// caller's retries (internal/retry reads APIError.Permanent). An expired
+// link's 403 is the exception: see TestExpiredLinkIsNotPermanent.
+func TestAPIErrorPermanent(t *testing.T) {
+	for status, want := range map[int]bool{0: false, 302: false, 400: true, 401: true, 403: true, 404: true,
+		408: false, 409: true, 429: false, 500: false, 503: false} {
+		err := fmt.Errorf("cab: %w", &devcenter.APIError{Endpoint: "GET x", Status: status})
+		if got := retry.Permanent(err); got != want {
+			t.Errorf("status %d: Permanent = %v, want %v", status, got, want)
+		}
 	}
 }
 

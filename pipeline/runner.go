@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hdc-export/hdc-export/internal/lake"
+	"github.com/hdc-export/hdc-export/internal/retry"
 	"io"
 	"log/slog"
 	"net"
@@ -195,11 +196,17 @@ func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res, err := r.ingest(ctx, rc, reportID, job, window)
-		for attempt := 2; err != nil && attempt <= ingestAttempts && brokenDownload(err) && ctx.Err() == nil; attempt++ {
-			r.Log.Warn("report download broke off; ingesting the run again", "report", rc.Name, "run", lake.RunID(job.run.Time), "attempt", attempt)
+		// A download that broke off is ingested again from the start:
+		// ingest commits nothing before the whole file has been read.
+		var res runResult
+		err := retry.Policy{Attempts: ingestAttempts, Retryable: brokenDownload}.Do(ctx, func(attempt int) (time.Duration, error) {
+			if attempt > 1 {
+				r.Log.Warn("report download broke off; ingesting the run again", "report", rc.Name, "run", lake.RunID(job.run.Time), "attempt", attempt)
+			}
+			var err error
 			res, err = r.ingest(ctx, rc, reportID, job, window)
-		}
+			return 0, err
+		})
 		if err != nil {
 			return fmt.Errorf("run %s: %w", lake.RunID(job.run.Time), tempSpaceHint(err, r.Config.TempDir))
 		}

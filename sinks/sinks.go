@@ -31,9 +31,18 @@ var (
 	// ErrInvalidKey: the key is not a valid relative object key.
 	ErrInvalidKey = errors.New("invalid object key")
 	// ErrPermanent marks failures that a retry cannot fix (access denied,
-	// missing bucket). Implementations wrap it so that retry loops stop.
-	ErrPermanent = errors.New("permanent storage error")
+	// missing bucket). Implementations wrap it so that retry loops stop:
+	// it says so through a Permanent method, which retry policies ask of
+	// the errors they see (internal/retry), without importing sinks.
+	ErrPermanent error = permanentError{}
 )
+
+type permanentError struct{}
+
+func (permanentError) Error() string { return "permanent storage error" }
+
+// Permanent reports that a retry cannot fix the failure.
+func (permanentError) Permanent() bool { return true }
 
 // Object describes a stored object.
 type Object struct {

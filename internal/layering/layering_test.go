@@ -43,6 +43,7 @@ var rules = []rule{
 	{[]string{"internal/lake"}, []string{"pipeline", "cabmirror", "cmd"}, "the lake's layout knows nothing of the cycle"},
 	{[]string{"cabmirror"}, []string{"pipeline", "cmd"}, "the cab stage is called by the cycle, never the reverse"},
 	{[]string{"pipeline"}, []string{"cmd"}, "cmd is the composition root"},
+	{[]string{"internal/retry"}, []string{""}, "the retry policy imports nothing of ours, so every HTTP caller can use it"},
 	{[]string{""}, []string{"sinks/local", "sinks/s3"}, "only cmd knows every concrete sink"},
 	{[]string{""}, []string{"devcenter/emulator"}, "only cmd serves the emulator"},
 }
@@ -151,6 +152,8 @@ func TestRulesCatchABreak(t *testing.T) {
 		{"sinks/s3/miniotest", "sinks/s3", false},
 		{"devcenter/devcentertest", "devcenter/emulator", false},
 		{"internal/lake", "sinks", false},
+		{"internal/retry", "sinks", true},
+		{"devcenter", "internal/retry", false},
 	} {
 		got := len(violations(pkg{ImportPath: module + tc.from, Imports: []string{module + tc.to}})) > 0
 		if got != tc.broken {

@@ -75,7 +75,8 @@ func TestClaimTempSweepsDeadRunsOnly(t *testing.T) {
 
 // TestPurgeRemovesPartialWrites: under the lease, a purge removes every
 // partial write of a killed put, however young, except a lease
-// contender's (only those older than the cycle) and doctor's (an hour);
+// contender's (only those from over a minute before the cycle) and
+// doctor's (an hour);
 // without a lease, only those an hour old.
 func TestPurgeRemovesPartialWrites(t *testing.T) {
 	root := t.TempDir()
@@ -102,7 +103,8 @@ func TestPurgeRemovesPartialWrites(t *testing.T) {
 	plant("cabs/date=2026-11-20/.tmp-cab", young)
 	plant("_hdc/manifests/ihv_driver/.tmp-manifest", young)
 	plant("_hdc/lease/.tmp-contender", young)          // after the cycle began: may be live
-	plant("_hdc/lease/.tmp-dead", 2*time.Minute)       // before it: dead
+	plant("_hdc/lease/.tmp-loser", 90*time.Second)     // just before it: a contender that lost, maybe still linking
+	plant("_hdc/lease/.tmp-dead", 3*time.Minute)       // well before it: dead
 	plant("_hdc/doctor/abc/.tmp-probe", 2*time.Minute) // doctor runs without the lease
 	plant("_hdc/doctor/def/.tmp-probe", old)
 
@@ -123,7 +125,7 @@ func TestPurgeRemovesPartialWrites(t *testing.T) {
 		return err
 	})
 	slices.Sort(left)
-	if want := []string{"_hdc/doctor/abc/.tmp-probe", "_hdc/lease/.tmp-contender"}; !slices.Equal(left, want) {
+	if want := []string{"_hdc/doctor/abc/.tmp-probe", "_hdc/lease/.tmp-contender", "_hdc/lease/.tmp-loser"}; !slices.Equal(left, want) {
 		t.Errorf("left %v, want %v", left, want)
 	}
 	if _, err := os.Stat(filepath.Join(root, "ihv_driver")); !os.IsNotExist(err) {

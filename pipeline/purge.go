@@ -329,7 +329,7 @@ func (p *PurgeReport) count(it sinks.Item) {
 // uploadAge old. Upload times are real times, whatever r.Now says.
 func (r *Runner) surveyUpload(it sinks.Item, since time.Time, plan *purgePlan, rep *PurgeReport) {
 	dead := time.Since(it.ModTime) > uploadAge
-	if r.Fence != nil && !strings.HasPrefix(it.Key, lake.StateDir+"/doctor/") {
+	if r.Fence != nil && !strings.HasPrefix(it.Key, lake.DoctorDir) {
 		dead = dead || it.ModTime.Before(since)
 	}
 	if !dead {
@@ -459,6 +459,11 @@ type sinkTemp interface {
 	RemoveTemp(remove func(name string, modTime time.Time) bool) (int, error)
 }
 
+// leaseTempGrace is how long before a cycle began a partial write in the
+// lease folder must be for the cycle's purges to remove it (see
+// sweepSinkTemp).
+const leaseTempGrace = time.Minute
+
 // staleSinkTemp is how old a partial write must be before a purge removes
 // it when a live writer could still own it.
 const staleSinkTemp = time.Hour
@@ -467,11 +472,14 @@ const staleSinkTemp = time.Hour
 // (Fence set) this runner is the lake's only writer and its puts are done,
 // so every partial write is a dead writer's, whatever its age. In the lease
 // folder, lease contenders write without the lease, and this runner's
-// renewals go on: there, only partial writes older than since (when this
-// cycle began, after the lease was taken) are a dead writer's, since taking
-// a lease takes milliseconds. Doctor's probes, and everything when there is
-// no lease, must be staleSinkTemp old. File times are real times, whatever
-// r.Now says.
+// renewals go on: there, only partial writes from well before since (when
+// this cycle began, after the lease was taken) are a dead writer's. A
+// contender that lost the race for this cycle's lease may still be between
+// writing its partial file and linking it when the cycle's first purge
+// runs, so the margin is leaseTempGrace, although taking a lease takes
+// milliseconds. Doctor's probes, and everything when there is no lease,
+// must be staleSinkTemp old. File times are real times, whatever r.Now
+// says.
 func (r *Runner) sweepSinkTemp(since time.Time) (int, error) {
 	st, ok := r.Sink.(sinkTemp)
 	if !ok {
@@ -480,10 +488,10 @@ func (r *Runner) sweepSinkTemp(since time.Time) (int, error) {
 	now := time.Now()
 	return st.RemoveTemp(func(name string, modTime time.Time) bool {
 		switch {
-		case r.Fence == nil || strings.HasPrefix(name, lake.StateDir+"/doctor/"):
+		case r.Fence == nil || strings.HasPrefix(name, lake.DoctorDir):
 			return now.Sub(modTime) > staleSinkTemp
 		case strings.HasPrefix(name, lake.LeaseDir):
-			return modTime.Before(since)
+			return modTime.Before(since.Add(-leaseTempGrace))
 		}
 		return true
 	})

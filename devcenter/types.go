@@ -202,10 +202,6 @@ type Run struct {
 	Location string // download link; "" unless completed
 }
 
-// RunID formats a run time as the lake's run identifier, e.g.
-// "20260120T053532Z". It sorts in time order.
-func RunID(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
-
 // apiTimeLayouts are the timestamp spellings the API uses: no zone (UTC),
 // variable fractional digits, sometimes a Z.
 var apiTimeLayouts = []string{"2006-01-02T15:04:05.999999999", time.RFC3339Nano, "2006-01-02 15:04:05.999999999"}

@@ -199,7 +199,7 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	// and again after the last, so that a purge killed in between leaves a
 	// record of the prefixes it was deleting; the next purge records what
 	// was left.
-	key := fmt.Sprintf("%s/%s-%s.json", lake.AuditDir, now.Format("20060102T150405.000000000Z"), lake.SafeName(r.Config.RunnerID))
+	key := lake.AuditKey(now, r.Config.RunnerID)
 	if len(plan.stale) > 0 {
 		if err := lake.PutJSON(ctx, r.Sink, key, rep); err != nil {
 			return rep, fmt.Errorf("purge: audit record: %w", err)

@@ -39,8 +39,8 @@ type CabStatus struct {
 }
 
 // ReadStatus reads the lake's manifests and lists its cabs.
-func ReadStatus(ctx context.Context, s sinks.Sink, retentionDays int) (*Status, error) {
-	w := lake.NewWindow(time.Now(), retentionDays)
+func ReadStatus(ctx context.Context, s sinks.Sink, retentionDays int, now time.Time) (*Status, error) {
+	w := lake.NewWindow(now, retentionDays)
 	st := &Status{WindowStart: w.First.String()}
 	byName := map[string]*DatasetStatus{}
 	var manifests []string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/hdc-export/hdc-export/pipeline"
 )
@@ -27,7 +28,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return err
 	}
-	st, err := pipeline.ReadStatus(ctx, sink, cfg.Pipeline.Retention.Days)
+	st, err := pipeline.ReadStatus(ctx, sink, cfg.Pipeline.Retention.Days, time.Now())
 	if err != nil {
 		return err
 	}

@@ -49,13 +49,13 @@ func (d Date) Time() time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
 // String formats d as YYYY-MM-DD.
 func (d Date) String() string { return d.Time().Format(dateLayout) }
 
-// ParseDate parses YYYY-MM-DD strictly.
+// ParseDate parses YYYY-MM-DD strictly: the spelling Date.String gives.
 func ParseDate(s string) (Date, error) {
-	t, err := time.Parse(dateLayout, s)
-	if err != nil || t.Format(dateLayout) != s {
+	d, ok := parseLooseDate(s)
+	if !ok || d.String() != s {
 		return 0, fmt.Errorf("partition date %q is not YYYY-MM-DD", s)
 	}
-	return DateOf(t), nil
+	return d, nil
 }
 
 // PartitionPrefix is the folder of one dataset's date partition, with a

@@ -272,6 +272,11 @@ func TestDailyCycleReplacesAndPurges(t *testing.T) {
 	if sum.RunsIngested != 2 || sum.ObjectsPurged == 0 {
 		t.Errorf("summary %+v", sum)
 	}
+	// The oldest date seen is the one the purge destroyed, whichever of
+	// the cycle's two purges destroyed it.
+	if sum.OldestDate != oldest.String() {
+		t.Errorf("summary oldest date %q, want %s", sum.OldestDate, oldest)
+	}
 	for _, key := range []string{lake.DataKey("ihv_driver", oldest), lake.ManifestKey("ihv_driver", oldest)} {
 		if _, err := os.Stat(filepath.Join(h.lakeDir, key)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s not purged: %v", key, err)

@@ -136,6 +136,9 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	}
 	sum.ObjectsPurged += purged.Deleted
 	sum.Retention = purged
+	if d := purged.OldestDate; d != "" && (sum.OldestDate == "" || d < sum.OldestDate) {
+		sum.OldestDate = d // YYYY-MM-DD strings sort as dates
+	}
 	sum.Unrecognised = purged.Unrecognised
 	sum.Duration = r.now().Sub(start).Round(time.Millisecond).String()
 	sum.Errors = len(errs)

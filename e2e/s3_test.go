@@ -443,7 +443,7 @@ func TestApplyLifecycle(t *testing.T) {
 				Days                      *int
 				ExpiredObjectDeleteMarker *bool
 			}
-			Noncurrent *struct{ NoncurrentDays *int } `json:"NoncurrentVersionExpiration"`
+			Noncurrent *struct{ NoncurrentDays *int }      `json:"NoncurrentVersionExpiration"`
 			Abort      *struct{ DaysAfterInitiation *int } `json:"AbortIncompleteMultipartUpload"`
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/hdc-export/hdc-export/internal/lake"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -49,9 +50,12 @@ type PurgeReport struct {
 	// Locked items are out of the window but object lock forbids
 	// destroying them, until LockedUntil (the latest retain-until date;
 	// "legal hold" when one has no end).
-	Locked         int            `json:"locked"`
-	LockedUntil    string         `json:"locked_until,omitempty"`
-	LockedPrefixes map[string]int `json:"locked_prefixes,omitempty"`
+	Locked int `json:"locked"`
+	// SupersededLocked are superseded versions (of keys inside the window)
+	// that object lock kept; a later purge destroys them once it lapses.
+	SupersededLocked int            `json:"superseded_locked,omitempty"`
+	LockedUntil      string         `json:"locked_until,omitempty"`
+	LockedPrefixes   map[string]int `json:"locked_prefixes,omitempty"`
 
 	// Unrecognised items (objects and versions) cannot be dated: a
 	// malformed "date=" segment, or no date outside the runner's own
@@ -201,7 +205,7 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	// was left.
 	key := lake.AuditKey(now, r.Config.RunnerID)
 	if len(plan.stale) > 0 {
-		if err := lake.PutJSON(ctx, r.Sink, key, rep); err != nil {
+		if err := lake.PutJSON(ctx, r.Sink, key, rep.audit()); err != nil {
 			return rep, fmt.Errorf("purge: audit record: %w", err)
 		}
 	}
@@ -209,7 +213,7 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 		errs = append(errs, fmt.Errorf("purge: %w", err))
 	}
 	if len(plan.stale) > 0 {
-		if err := lake.PutJSON(ctx, r.Sink, key, rep); err != nil {
+		if err := lake.PutJSON(ctx, r.Sink, key, rep.audit()); err != nil {
 			errs = append(errs, fmt.Errorf("purge: audit record: %w", err))
 		}
 	}
@@ -225,6 +229,44 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	}
 	return rep, errors.Join(errs...)
 }
+
+// audit is the report as the audit record keeps it, which outlives the
+// window: its verdict so far, and no keys (an unrecognised key may name a
+// cab).
+func (p *PurgeReport) audit() *PurgeReport {
+	a := *p
+	a.Verdict = p.Judge()
+	a.UnrecognisedKeys = nil
+	return &a
+}
+
+// redactKeys replaces the items' keys in err's text by their date
+// prefixes, so that a logged error names no cab; errors.Is and errors.As
+// still see err.
+func redactKeys(err error, items []sinks.Item) error {
+	msg := err.Error()
+	for _, it := range items {
+		if it.Key == "" {
+			continue
+		}
+		short := lake.DatePrefix(it.Key) + "/…"
+		msg = strings.ReplaceAll(msg, strconv.Quote(it.Key), strconv.Quote(short))
+		msg = strings.ReplaceAll(msg, it.Key, short)
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+// redactedError is an error whose text was redacted.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // purgePlan is what a purge will destroy, in order: the stale items, then
 // the superseded ones, with delete markers last so that removing a marker
@@ -244,6 +286,7 @@ func (p *purgePlan) empty() bool {
 func (r *Runner) survey(ctx context.Context, w lake.Window, since time.Time, rep *PurgeReport) (*purgePlan, error) {
 	plan := &purgePlan{}
 	inv, complete := r.Sink.(sinks.Inventory)
+	_, partial := r.Sink.(sinkTemp)
 	rep.Store.Complete = complete
 	walk := func(fn func(sinks.Item) error) error {
 		return r.Sink.List(ctx, "", func(o sinks.Object) error {
@@ -278,6 +321,8 @@ func (r *Runner) survey(ctx context.Context, w lake.Window, since time.Time, rep
 			return nil
 		case st == lake.Dated:
 			oldest = min(oldest, d)
+		case st == lake.Undated && partial && strings.HasPrefix(path.Base(it.Key), ".tmp-"):
+			return nil // a partial write of the sink: sweepSinkTemp's
 		case st == lake.Undatable || !lake.IsState(it.Key):
 			rep.Unrecognised++
 			if q := strconv.QuoteToASCII(it.Key); len(rep.UnrecognisedKeys) < maxListedKeys && !slices.Contains(rep.UnrecognisedKeys, q) {
@@ -350,7 +395,7 @@ func (r *Runner) lockedInPlace(ctx context.Context, plan *purgePlan, rep *PurgeR
 	for _, it := range plan.stale {
 		l, err := inv.LockOf(ctx, it)
 		if err != nil {
-			return fmt.Errorf("read the object lock of an item under %s: %w", lake.DatePrefix(it.Key), err)
+			return fmt.Errorf("read the object lock of an item under %s: %w", lake.DatePrefix(it.Key), redactKeys(err, []sinks.Item{it}))
 		}
 		if l.Holds(time.Now()) {
 			rep.addLocked(it, l)
@@ -392,24 +437,38 @@ func (r *Runner) destroy(ctx context.Context, plan *purgePlan, rep *PurgeReport)
 	})
 	isMarker := func(it sinks.Item) bool { return it.Kind == sinks.ItemDeleteMarker }
 	markers := slices.DeleteFunc(slices.Clone(all), func(it sinks.Item) bool { return !isMarker(it) })
-	for _, batch := range [][]sinks.Item{slices.DeleteFunc(all, isMarker), markers} {
+	kept := map[string]bool{} // keys with a version that could not be destroyed
+	for i, batch := range [][]sinks.Item{slices.DeleteFunc(all, isMarker), markers} {
+		if i == 1 {
+			// A marker over a version that stays must stay too, or the
+			// version would become current again.
+			batch = slices.DeleteFunc(batch, func(it sinks.Item) bool { return kept[it.Key] })
+		}
 		if len(batch) == 0 {
 			continue
 		}
+		if err := r.fence(ctx); err != nil { // the lease may have lapsed during the first call
+			return err
+		}
 		failures, err := inv.Destroy(ctx, batch)
 		if err != nil {
-			return fmt.Errorf("destroy: %w", err)
+			return fmt.Errorf("destroy: %w", redactKeys(err, batch))
 		}
 		failed := map[itemID]bool{}
 		for _, f := range failures {
 			failed[idOf(f.Item)] = true
+			kept[f.Item.Key] = true
 			var le *sinks.LockedError
-			if errors.As(f.Err, &le) {
+			switch {
+			case errors.As(f.Err, &le) && stale[idOf(f.Item)]:
 				rep.addLocked(f.Item, le.Lock)
-				continue
+			case le != nil:
+				rep.SupersededLocked++
+			default:
+				rep.Failed++
+				r.Log.Warn("purge: could not destroy an item", "prefix", lake.DatePrefix(f.Item.Key), "kind", f.Item.Kind.String(),
+					"error", redactKeys(f.Err, []sinks.Item{f.Item}).Error())
 			}
-			rep.Failed++
-			r.Log.Warn("purge: could not destroy an item", "prefix", lake.DatePrefix(f.Item.Key), "kind", f.Item.Kind.String(), "error", f.Err.Error())
 		}
 		for _, it := range batch {
 			switch id := idOf(it); {

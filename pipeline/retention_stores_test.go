@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"github.com/hdc-export/hdc-export/internal/lake"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -223,10 +225,8 @@ func allVersions(t *testing.T, client *s3.Client, bucket, prefix string) []store
 // versionsOf returns the version ids of one key.
 func versionsOf(t *testing.T, client *s3.Client, bucket, key string) []*string {
 	var ids []*string
-	for _, v := range allVersions(t, client, bucket, key) {
-		if v.key == "" {
-			ids = append(ids, v.id)
-		}
+	for _, v := range versionsOfKey(t, client, bucket, key) {
+		ids = append(ids, v.id)
 	}
 	return ids
 }
@@ -283,4 +283,56 @@ func TestRetentionOver120SimulatedDaysVersioned(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPurgeKeepsTheMarkerOverALockedVersion: on a bucket with object lock,
+// a deleted key whose version is locked keeps its delete marker through a
+// purge, out of the window or in it: destroying the marker alone would
+// make the locked version current, and readable, again.
+func TestPurgeKeepsTheMarkerOverALockedVersion(t *testing.T) {
+	srv := miniotest.Shared(t)
+	bucket := srv.NewLockBucket(t)
+	client := srv.Client()
+	now := time.Now().UTC()
+	stale := "ihv_driver/date=2020-01-01/part-00000.parquet"
+	fresh := "ihv_driver/date=" + now.Format(time.DateOnly) + "/part-00000.parquet"
+	for _, key := range []string{stale, fresh} {
+		if _, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("lake/" + key),
+			Body: strings.NewReader("PAR1 rows"), ObjectLockMode: types.ObjectLockModeGovernance,
+			ObjectLockRetainUntilDate: aws.Time(now.Add(24 * time.Hour))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("lake/" + key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := pipeline.Config{TempDir: t.TempDir()}
+	cfg.SetDefaults()
+	r := &pipeline.Runner{Config: cfg, Sink: newS3Store(t, srv, srv.Endpoint, bucket, "lake"), Now: func() time.Time { return now },
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	rep, err := r.Purge(t.Context(), false)
+	if err == nil || rep.Locked != 1 || rep.SupersededLocked != 1 || rep.Judge() != pipeline.VerdictCannotDestroy {
+		t.Fatalf("purge: locked %d, superseded locked %d, verdict %s, err %v", rep.Locked, rep.SupersededLocked, rep.Judge(), err)
+	}
+	for _, key := range []string{stale, fresh} {
+		var marker, version bool
+		for _, v := range versionsOfKey(t, client, bucket, "lake/"+key) {
+			marker = marker || v.kind == "delete marker" && v.latest
+			version = version || v.kind == "version" && v.latest
+		}
+		if !marker || version {
+			t.Errorf("%s: current delete marker %v, current version %v; want the marker still over the locked version", key, marker, version)
+		}
+	}
+}
+
+// versionsOfKey lists the versions and delete markers of one key.
+func versionsOfKey(t *testing.T, client *s3.Client, bucket, key string) []storedVersion {
+	var out []storedVersion
+	for _, v := range allVersions(t, client, bucket, key) {
+		if v.key == "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -40,7 +40,11 @@ func (c *Cycler) Serve(ctx context.Context, s Schedule, runAtStart bool) error {
 		return fmt.Errorf("cycle schedule: %w", err)
 	}
 	if _, err := sched.AddFunc(s.Purge, func() {
-		if _, err := c.Purge(ctx); err != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, context.Canceled) {
+		_, err := c.Purge(ctx)
+		switch {
+		case errors.Is(err, ErrBusy), errors.Is(err, ErrLeaseHeld):
+			c.Runner.Log.Info("purge skipped: a cycle is running, and purges too", "reason", err.Error())
+		case err != nil && !errors.Is(err, context.Canceled):
 			c.Runner.Log.Error("purge failed", "error", err.Error())
 		}
 	}); err != nil {

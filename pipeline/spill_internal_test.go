@@ -166,7 +166,7 @@ func TestSpillEncodeReturnsWhenCancelled(t *testing.T) {
 // bad, outside the window or superseded, by its date whether or not the
 // rest of it types; only bad rows of owned dates are quarantined.
 func TestSplitCountsEveryRow(t *testing.T) {
-	w := lake.Window{First: mustDate(t, "2026-11-10")}
+	w := lake.Window{First: mustDate(t, "2026-11-10"), Last: mustDate(t, "2026-11-13")}
 	j := job{owns: map[lake.Date]bool{mustDate(t, "2026-11-10"): true, mustDate(t, "2026-11-11"): true}}
 	// 2026-11-12 is in the window but a newer run owns it.
 	report := strings.Join([]string{
@@ -179,6 +179,7 @@ func TestSplitCountsEveryRow(t *testing.T) {
 		"2026-11-09\t5\te",    // too old
 		"2026-11-01\tmany\tf", // too old, bad or not
 		"2026-11-02\t6",       // too old, field count or not
+		"2026-11-14\t8\ti",    // after the window (tomorrow is its last day): outside
 		"2026-11-12\t7\tg",    // superseded
 		"2026-11-12\tmany\th", // superseded, bad or not
 		"2026-11-12",          // superseded, field count or not
@@ -194,7 +195,7 @@ func TestSplitCountsEveryRow(t *testing.T) {
 	if err := r.split(t.Context(), cr, "test", l, sp, j, w, w.First, &c); err != nil {
 		t.Fatal(err)
 	}
-	want := lake.Commit{Rows: 2, Bad: 3, TooOld: 3, Superseded: 3}
+	want := lake.Commit{Rows: 2, Bad: 3, TooOld: 4, Superseded: 3}
 	if c.Rows != want.Rows || c.Bad != want.Bad || c.TooOld != want.TooOld || c.Superseded != want.Superseded {
 		t.Errorf("rows %d, bad %d, too old %d, superseded %d; want %d, %d, %d, %d",
 			c.Rows, c.Bad, c.TooOld, c.Superseded, want.Rows, want.Bad, want.TooOld, want.Superseded)

@@ -96,6 +96,8 @@ func purgeExit(rep *pipeline.PurgeReport, err error, check bool) (int, error) {
 	switch v := rep.Judge(); {
 	case v == pipeline.VerdictCannotDestroy:
 		return exitCannotDestroy, errors.Join(err, fmt.Errorf("cannot destroy: %s", cannotDestroy(rep)))
+	case err != nil && check: // whatever the verdict, something was not looked at
+		return exitCouldNotCheck, fmt.Errorf("could not check, nothing is proven: %w", err)
 	case err != nil:
 		return exitFailed, err
 	case v == pipeline.VerdictStale && check:

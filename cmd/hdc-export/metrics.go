@@ -120,11 +120,11 @@ func (m *metrics) observeRetention(r *pipeline.PurgeReport, err error) {
 	}
 	m.values["hdc_retention_check_timestamp_seconds"] = float64(r.Time.Unix())
 	ok := 0.0
-	if v := r.Judge(); v == pipeline.VerdictClean || v == pipeline.VerdictStale && !r.DryRun {
+	if r.Judge() == pipeline.VerdictClean {
 		ok = 1
 	}
 	m.values["hdc_retention_check_ok"] = ok
-	m.values["hdc_retention_stale_items"] = float64(r.Objects - r.Deleted - r.Locked)
+	m.values["hdc_retention_stale_items"] = float64(max(0, r.Objects-r.Deleted-r.Locked))
 	m.values["hdc_retention_locked_items"] = float64(r.Locked)
 	m.values["hdc_retention_unrecognised_items"] = float64(r.Unrecognised)
 	m.values["hdc_retention_incomplete_uploads"] = float64(r.Uploads - r.UploadsAborted)

@@ -2,7 +2,7 @@ package lake
 
 import (
 	"fmt"
-	"path"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -105,14 +105,18 @@ const (
 	Undatable               // a "date=" segment that cannot be read with certainty
 )
 
-// DateOfKey reads the first "date=" segment of key, in any letter case
+// DateOfKey reads the "date=" segments of key, in any letter case
 // ("DATE=", "Date="), with or without zero padding ("2026-1-5"), and
 // with an extension after the date (".json"). The year has four digits,
-// month and day one or two, and the date must exist. The key need not be
+// month and day one or two, and the date must exist. A key with several
+// "date=" segments is dated by the oldest (a reader of the inner folder
+// sees that partition); one segment that cannot be read makes the key
+// Undatable. The key need not be
 // a valid sink key: retention reads every key a store holds, including
 // ones the sink would never write, because a query engine still reads
 // them as partitions.
 func DateOfKey(key string) (Date, Dating) {
+	oldest, st := Date(0), Undated
 	for len(key) > 0 {
 		seg := key
 		if i := strings.IndexByte(key, '/'); i >= 0 {
@@ -127,9 +131,11 @@ func DateOfKey(key string) (Date, Dating) {
 		if !ok {
 			return 0, Undatable
 		}
-		return d, Dated
+		if st == Undated || d < oldest {
+			oldest, st = d, Dated
+		}
 	}
-	return 0, Undated
+	return oldest, st
 }
 
 // parseLooseDate reads Y-M-D (four-digit year, one- or two-digit month
@@ -235,17 +241,21 @@ func AuditKey(t time.Time, runner string) string {
 	return fmt.Sprintf("%s/%s-%s.json", AuditDir, t.UTC().Format("20060102T150405.000000000Z"), SafeName(runner))
 }
 
-// IsState reports whether an undated key is runner state that holds no
-// report data (lease, audit, schema and binding records, doctor's and the
-// S3 sink's probes), or a partial write of the local sink (".tmp-…").
-func IsState(key string) bool {
-	for _, dir := range []string{LeaseDir, AuditDir + "/", schemaDir + "/", bindingDir + "/", DoctorDir, ProbeDir} {
-		if strings.HasPrefix(key, dir) {
-			return true
-		}
-	}
-	return strings.HasPrefix(path.Base(key), ".tmp-")
-}
+// stateKeys are the shapes of the undated keys the runner writes: lease
+// and audit records, schema and binding records, doctor's probes, and the
+// S3 sink's create-only probes.
+var stateKeys = regexp.MustCompile(`^_hdc/(` +
+	`lease/[0-9]{10}\.json|` +
+	`audit/purge/[0-9]{8}T[0-9]{6}\.[0-9]{9}Z-[A-Za-z0-9._-]+\.json|` +
+	`(schemas|reports)/[a-z][a-z0-9_]{0,62}\.json|` +
+	`doctor/[0-9a-f]{12}/(probe|lease|multipart)|` +
+	`probe/create-only-[0-9a-f]+` +
+	`)$`)
+
+// IsState reports whether an undated key is one the runner writes, which
+// holds no report data (see stateKeys). Anything else undated under the
+// lake is not the runner's: retention reports it.
+func IsState(key string) bool { return stateKeys.MatchString(key) }
 
 // DatePrefix cuts a key after its "date=" segment, without an extension:
 // "cabs/date=2026-10-01/x.cab" → "cabs/date=2026-10-01". A key without

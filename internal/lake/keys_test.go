@@ -80,3 +80,45 @@ func TestKeyDatingSpellings(t *testing.T) {
 }
 
 var datasetName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+func TestDateOfKeyOldestSegment(t *testing.T) {
+	old, _ := ParseDate("2020-01-01")
+	if d, st := DateOfKey("snap/date=2026-12-01/ds/date=2020-01-01/part.parquet"); st != Dated || d != old {
+		t.Errorf("two date segments: %v, %v; want the oldest, %v", d, st, old)
+	}
+	if _, st := DateOfKey("snap/date=2026-12-01/ds/date=bad/part.parquet"); st != Undatable {
+		t.Errorf("one unreadable segment of two: %v, want Undatable", st)
+	}
+}
+
+func TestIsStateOnlyTheRunnersKeys(t *testing.T) {
+	for key, want := range map[string]bool{
+		LeaseKey(42): true,
+		AuditKey(time.Unix(0, 5).UTC(), "host-1"): true,
+		SchemaKey("ihv_driver"):                   true,
+		BindingKey("ihv_driver"):                  true,
+		DoctorDir + "0123456789ab/probe":          true,
+		ProbeDir + "create-only-00ff":             true,
+		LeaseDir + "personal.csv":                 false,
+		"exports/.tmp-devices.csv":                false,
+		"_hdc/schemas/x/../../y.json":             false,
+		"_hdc/doctor/0123456789ab/devices.csv":    false,
+		"_hdc/reports/ihv_driver.json.bak":        false,
+		"notes.txt":                               false,
+	} {
+		if got := IsState(key); got != want {
+			t.Errorf("IsState(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
+func TestWindowBounds(t *testing.T) {
+	now := time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC)
+	w := NewWindow(now, 30)
+	for ds, want := range map[string]bool{"2026-10-22": false, "2026-10-23": true, "2026-11-21": true, "2026-11-22": true, "2026-11-23": false, "2099-01-01": false} {
+		d, _ := ParseDate(ds)
+		if w.Contains(d) != want {
+			t.Errorf("window on %s holds %s: %v, want %v", now.Format(time.DateOnly), ds, !want, want)
+		}
+	}
+}

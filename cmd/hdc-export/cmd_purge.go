@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,7 +31,7 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "configs/demo.yaml", "config file")
 	dryRun := fs.Bool("dry-run", false, "list what would be destroyed (keys, Go-quoted); destroy nothing")
-	check := fs.Bool("check", false, "destroy nothing; exit 0 clean, 1 stale data found, 6 cannot destroy, 7 could not check")
+	check := fs.Bool("check", false, "destroy nothing, list no keys; exit 0 clean, 1 stale data found, 6 cannot destroy, 7 could not check")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	metricsFile := fs.String("metrics-file", "", "write the outcome as Prometheus metrics to this file (node_exporter textfile collector)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -69,7 +71,9 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return exitLeaseHeld, err
 	}
 	if rep != nil {
-		if (*dryRun || *check) && !*asJSON {
+		// Only a dry run lists keys (cab keys name cabs): a check, which
+		// runs unattended and mails its output, reports counts by prefix.
+		if *dryRun && !*asJSON {
 			for _, key := range rep.Stale() {
 				fmt.Fprintln(stdout, strconv.Quote(key))
 			}
@@ -133,6 +137,9 @@ func printPurge(w io.Writer, rep *pipeline.PurgeReport) {
 		rep.Scanned.Objects, rep.Scanned.Versions, rep.Scanned.DeleteMarkers, rep.Scanned.Uploads, rep.Scanned.Links)
 	fmt.Fprintf(w, "outside the window: %d (destroyed %d), superseded versions: %d (destroyed %d), incomplete uploads: %d (aborted %d)\n",
 		rep.Objects, rep.Deleted, rep.Superseded, rep.SupersededDeleted, rep.Uploads, rep.UploadsAborted)
+	for _, p := range slices.Sorted(maps.Keys(rep.Prefixes)) {
+		fmt.Fprintf(w, "  outside the window: %s (%d)\n", p, rep.Prefixes[p])
+	}
 	if rep.Locked+rep.Unrecognised+rep.Failed+rep.TempFoldersFailed > 0 {
 		fmt.Fprintf(w, "cannot destroy: %s\n", cannotDestroy(rep))
 		for _, k := range rep.UnrecognisedKeys {

@@ -248,8 +248,8 @@ func TestServe(t *testing.T) {
 }
 
 // TestPurgeCheckDryRunAndPurge: a stale partition planted in a lake makes
-// `purge --check` exit 1 naming it; `--dry-run` lists it and deletes
-// nothing; `purge` removes it; `--check` then passes.
+// `purge --check` exit 1 naming its prefix (never its key); `--dry-run`
+// lists it and deletes nothing; `purge` removes it; `--check` then passes.
 func TestPurgeCheckDryRunAndPurge(t *testing.T) {
 	lake := t.TempDir()
 	vars := map[string]string{"HDC_SINK_URL": lake}
@@ -264,9 +264,10 @@ func TestPurgeCheckDryRunAndPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	code, out, _ := runCLI(t, vars, "purge", "--check", "--config", cfg)
-	if code != exitFailed || !strings.Contains(out, "ihv_driver/date=2020-01-01/part-00000.parquet") || strings.Contains(out, "date="+time.Now().UTC().Format(time.DateOnly)) {
-		t.Fatalf("check: exit %d, out %q", code, out)
+	code, out, stderr := runCLI(t, vars, "purge", "--check", "--config", cfg)
+	if code != exitStale || out != "" || strings.Contains(stderr, "part-00000.parquet") || !strings.Contains(stderr, "1 items older than the window") ||
+		!strings.Contains(stderr, "outside the window: ihv_driver/date=2020-01-01 (1)") {
+		t.Fatalf("check: exit %d, out %q\n%s", code, out, stderr)
 	}
 	if code, out, _ = runCLI(t, vars, "purge", "--dry-run", "--config", cfg); code != 0 || !strings.Contains(out, "date=2020-01-01") {
 		t.Fatalf("dry run: exit %d, out %q", code, out)

@@ -372,23 +372,14 @@ func (c *cabReader) close() {
 	}
 }
 
-// redactedError replaces an error's text (which may quote a key, and so a
-// CabIdHash) while keeping it for errors.Is and errors.As.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactCab removes the cab's identifiers from err's text.
+// redactCab removes the cab's identifiers from err's text (which may quote
+// a key, and so a CabIdHash).
 func redactCab(err error, ref cabRef) error {
-	msg := err.Error()
+	var pairs []string
 	for _, s := range []string{ref.raw, ref.hash, strings.ToUpper(ref.hash)} {
 		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "<cab>")
+			pairs = append(pairs, s, "<cab>")
 		}
 	}
-	return &redactedError{msg: msg, err: err}
+	return lake.Redact(err, strings.NewReplacer(pairs...))
 }

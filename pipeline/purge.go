@@ -244,29 +244,16 @@ func (p *PurgeReport) audit() *PurgeReport {
 // prefixes, so that a logged error names no cab; errors.Is and errors.As
 // still see err.
 func redactKeys(err error, items []sinks.Item) error {
-	msg := err.Error()
+	var pairs []string
 	for _, it := range items {
 		if it.Key == "" {
 			continue
 		}
 		short := lake.DatePrefix(it.Key) + "/…"
-		msg = strings.ReplaceAll(msg, strconv.Quote(it.Key), strconv.Quote(short))
-		msg = strings.ReplaceAll(msg, it.Key, short)
+		pairs = append(pairs, strconv.Quote(it.Key), strconv.Quote(short), it.Key, short)
 	}
-	if msg == err.Error() {
-		return err
-	}
-	return &redactedError{msg: msg, err: err}
+	return lake.Redact(err, strings.NewReplacer(pairs...))
 }
-
-// redactedError is an error whose text was redacted.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
 
 // purgePlan is what a purge will destroy, in order: the stale items, then
 // the superseded ones, with delete markers last so that removing a marker

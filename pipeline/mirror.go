@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -54,17 +52,5 @@ func (r *Runner) cabMirror() *cabmirror.Mirror {
 		Log: r.Log, Now: r.Now, Fence: r.Fence, Progress: r.Progress}
 }
 
-// mkdirTemp makes a spill folder in Config.TempDir, named so that
-// sweepTemp finds it if a crash leaves it behind.
-func (r *Runner) mkdirTemp() (string, error) {
-	if r.Config.TempDir != "" {
-		if err := os.MkdirAll(r.Config.TempDir, 0o700); err != nil {
-			return "", fmt.Errorf("create temp folder: %w", err)
-		}
-	}
-	dir, err := os.MkdirTemp(r.Config.TempDir, tempPrefix)
-	if err != nil {
-		return "", fmt.Errorf("create spill folder: %w", err)
-	}
-	return dir, nil
-}
+// mkdirTemp makes a spill folder in Config.TempDir (see mkdirSpill).
+func (r *Runner) mkdirTemp() (string, error) { return mkdirSpill(r.Config.TempDir) }

@@ -101,16 +101,27 @@ const (
 )
 
 func newSpill(tempDir string, layout *schema.Layout) (*spill, error) {
+	dir, err := mkdirSpill(tempDir)
+	if err != nil {
+		return nil, err
+	}
+	return &spill{dir: dir, layout: layout, groupBytes: rowGroupBytes, last: noDate, parts: map[lake.Date]*spillPart{}, quarantined: map[lake.Date]*quarantineFile{}}, nil
+}
+
+// mkdirSpill makes a private spill folder in tempDir (os.TempDir() if
+// empty, created if missing), named so that sweepTemp finds it if a crash
+// leaves it behind.
+func mkdirSpill(tempDir string) (string, error) {
 	if tempDir != "" {
 		if err := os.MkdirAll(tempDir, 0o700); err != nil {
-			return nil, fmt.Errorf("create temp folder: %w", err)
+			return "", fmt.Errorf("create temp folder: %w", err)
 		}
 	}
 	dir, err := os.MkdirTemp(tempDir, tempPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("create spill folder: %w", err)
+		return "", fmt.Errorf("create spill folder: %w", err)
 	}
-	return &spill{dir: dir, layout: layout, groupBytes: rowGroupBytes, last: noDate, parts: map[lake.Date]*spillPart{}, quarantined: map[lake.Date]*quarantineFile{}}, nil
+	return dir, nil
 }
 
 // write appends one row, in the row codec's form, to date d's rows file.

@@ -86,7 +86,7 @@ func (m *metrics) observeCycle(s *pipeline.Summary, err error) {
 	}
 	m.setOldest(s.OldestDate)
 	if s.Retention != nil {
-		m.observeRetention(s.Retention, nil)
+		m.observeRetention(s.Retention)
 	}
 }
 
@@ -107,13 +107,13 @@ func (m *metrics) observePurge(r *pipeline.PurgeReport, err error) {
 		m.add("hdc_objects_purged_total", float64(r.Deleted))
 		m.setOldest(r.OldestDate)
 	}
-	m.observeRetention(r, err)
+	m.observeRetention(r)
 }
 
 // observeRetention records what a purge or check proved. Only a report of
 // a whole store moves the check's timestamp; a failed one counts an error,
 // so that an alert on the timestamp's age also fires when checks fail.
-func (m *metrics) observeRetention(r *pipeline.PurgeReport, err error) {
+func (m *metrics) observeRetention(r *pipeline.PurgeReport) {
 	if r == nil || !r.Store.Complete {
 		m.add("hdc_retention_check_errors_total", 1)
 		return

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -80,6 +81,11 @@ type Config struct {
 	// attempt, with exponential backoff, on 5xx, SlowDown/503, throttling
 	// and network errors. Default 8; negative disables retries.
 	MaxRetries int `yaml:"max_retries"`
+	// RefusedRetryFor bounds the retries of a request whose connection was
+	// refused (nothing listens at the endpoint): short waits adding up to
+	// at most this long, then the request fails. Default
+	// DefaultRefusedRetryFor (10 s); negative means no retry.
+	RefusedRetryFor time.Duration `yaml:"refused_retry_for"`
 	// InsecureSkipVerify disables TLS certificate verification. Off by
 	// default; use it only for a test store with a self-signed certificate.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
@@ -171,6 +177,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	switch {
+	case c.RefusedRetryFor == 0:
+		c.RefusedRetryFor = DefaultRefusedRetryFor
+	case c.RefusedRetryFor < 0:
+		c.RefusedRetryFor = 0
 	}
 	switch {
 	case c.MaxRetries == 0:

@@ -7,12 +7,12 @@ import (
 	"slices"
 
 	"github.com/parquet-go/parquet-go"
-
-	"github.com/hdc-export/hdc-export/internal/version"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/hdc-export/hdc-export/internal/version"
 )
 
 // orderedGroup is a Parquet group whose fields keep the layout's order

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/push"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/hdc-export/hdc-export/internal/lake"
 	"github.com/hdc-export/hdc-export/internal/version"
@@ -323,7 +324,7 @@ func (m *metrics) writeFile(path, command string) error {
 // carryForward sets each carried gauge that has no value from the metrics
 // text in prev. A file that does not parse carries nothing.
 func (m *metrics) carryForward(prev *os.File) {
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(prev)
 	if err != nil {
 		return
@@ -372,11 +373,11 @@ func (m *metrics) push(url, job, command string) error {
 // their errors.
 func (m *metrics) export(file, pushURL, job, command string) error {
 	var errs []error
+	if pushURL != "" { // first: the file's carried values are not this process's to push
+		errs = append(errs, m.push(pushURL, job, command))
+	}
 	if file != "" {
 		errs = append(errs, m.writeFile(file, command))
-	}
-	if pushURL != "" {
-		errs = append(errs, m.push(pushURL, job, command))
 	}
 	return errors.Join(errs...)
 }

@@ -257,4 +257,40 @@ scrape_configs:
 	if shipped < 5 {
 		t.Errorf("Prometheus loaded %d of the shipped rules: %s", shipped, data)
 	}
+
+	// Every query of the Grafana dashboard runs; most find data.
+	b, err := os.ReadFile(filepath.Join(root, "deploy", "grafana", "hdc-export.dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	queries, empty := 0, []string{}
+	vars := strings.NewReplacer("$job", "hdc-export", "$__rate_interval", "1m")
+	for _, p := range dash.Panels {
+		for _, q := range p.Targets {
+			queries++
+			res, err := promQuery(base, vars.Replace(q.Expr))
+			if err != nil {
+				t.Errorf("panel %q: %s: %v", p.Title, q.Expr, err)
+			} else if len(res) == 0 {
+				empty = append(empty, p.Title+": "+q.Expr)
+			}
+		}
+	}
+	// A healthy demo cycle destroys nothing and refuses no cab, so a few
+	// queries may be empty; most must not be.
+	t.Logf("%d dashboard queries, %d without data: %q", queries, len(empty), empty)
+	if queries == 0 || len(empty) > queries/3 {
+		t.Errorf("%d of %d dashboard queries found no data:\n%s", len(empty), queries, strings.Join(empty, "\n"))
+	}
 }

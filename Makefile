@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= bin/hdc-export
 CONFIG  ?= configs/demo.yaml
 
-.PHONY: run run-minio build test unit long e2e vet lint tidy-check fuzz bench clean
+.PHONY: run run-minio build test unit long e2e vet lint tidy-check fuzz bench clean rules
 
 build:
 	$(GO) build -o $(BIN) ./cmd/hdc-export
@@ -23,7 +23,7 @@ run: build
 run-minio:
 	bash scripts/minio-demo.sh
 
-test: vet unit long e2e
+test: vet unit long e2e rules
 
 vet:
 	$(GO) vet ./...
@@ -39,6 +39,12 @@ long:
 
 e2e:
 	cd e2e && $(GO) test -count=1 ./...
+
+# The Prometheus alert rules and their unit tests (promtool comes with
+# Debian's prometheus package).
+rules:
+	promtool check rules deploy/prometheus/hdc-export.rules.yml
+	cd deploy/prometheus && promtool test rules hdc-export.rules.test.yml
 
 lint: vet
 	@test -z "$$(gofmt -l . )" || (gofmt -l . && exit 1)

@@ -33,7 +33,7 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	dryRun := fs.Bool("dry-run", false, "list what would be destroyed (keys, Go-quoted); destroy nothing")
 	check := fs.Bool("check", false, "destroy nothing, list no keys; exit 0 clean, 1 stale data found, 6 cannot destroy, 7 could not check")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	metricsFile := fs.String("metrics-file", "", "write the outcome as Prometheus metrics to this file (node_exporter textfile collector)")
+	mf := metricsFlags(fs)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, usageError{err}
@@ -46,14 +46,8 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
-	m := newMetrics()
-	defer func() {
-		if *metricsFile != "" {
-			if err := m.writeFile(*metricsFile); err != nil {
-				log.Error("write metrics file", "error", err.Error())
-			}
-		}
-	}()
+	m := newMetrics(cfg.Pipeline.Retention.Days)
+	defer mf.export(m, "purge", log)
 	sink, err := openSink(ctx, cfg.Sink)
 	if err != nil {
 		m.observePurge(nil, err)

@@ -30,6 +30,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	wait := fs.Bool("wait", false, "wait for the lease instead of exiting when another runner holds it")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	mf := metricsFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -43,9 +44,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	defer env.close()
 
-	c := newCycler(cfg, env, log, nil)
+	m := newMetrics(cfg.Pipeline.Retention.Days)
+	c := newCycler(cfg, env, log, m)
 	c.Runner.Progress = progressWriter(stderr)
 	sum, runErr := c.Cycle(ctx, *wait, nil)
+	mf.export(m, "run", log)
 	if sum != nil {
 		printTable(stderr, sum)
 		if err := writeSummary(stdout, *summaryPath, sum); err != nil {

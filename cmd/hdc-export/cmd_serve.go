@@ -37,7 +37,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		return err
 	}
 	defer env.close()
-	m := newMetrics()
+	m := newMetrics(cfg.Pipeline.Retention.Days)
 	c := newCycler(cfg, env, log, m)
 	schedule := pipeline.Schedule{Cycle: cfg.Serve.Cycle, Purge: cfg.Serve.Purge}
 
@@ -46,7 +46,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /metrics", m)
+	mux.Handle("GET /metrics", m.handler())
 	secret := getenv("HDC_CALLBACK_SECRET")
 	mux.HandleFunc("/callback/{secret}", func(w http.ResponseWriter, r *http.Request) {
 		if secret == "" || subtle.ConstantTimeCompare([]byte(r.PathValue("secret")), []byte(secret)) != 1 {

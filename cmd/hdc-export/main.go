@@ -17,6 +17,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/hdc-export/hdc-export/internal/version"
 )
 
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set:
@@ -51,6 +53,7 @@ commands:
   purge      delete everything older than the retention window (--dry-run, --check)
   doctor     check a deployment: sink abilities and Dev Center credentials (--apply-lifecycle)
   emulator   serve the Dev Center API emulator with its demo account
+  version    print the version (also --version)
 
 Run 'hdc-export <command> -h' for a command's flags.
 `
@@ -80,6 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdDoctor(ctx, args[1:], stdout, stderr, getenv)
 	case "emulator":
 		err = cmdEmulator(ctx, args[1:], stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, version.String())
+		return exitOK
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

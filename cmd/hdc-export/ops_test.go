@@ -216,7 +216,8 @@ func TestServe(t *testing.T) {
 	body := new(strings.Builder)
 	_, _ = bufio.NewReader(resp.Body).WriteTo(body)
 	resp.Body.Close()
-	for _, want := range []string{"hdc_runs_ingested_total", "hdc_rows_written_total", "hdc_last_success_timestamp_seconds", "hdc_oldest_object_age_seconds", `hdc_cycles_total{outcome="ok"} 1`} {
+	for _, want := range []string{"hdc_runs_ingested_total", "hdc_rows_written_total", "hdc_last_success_timestamp_seconds", "hdc_oldest_object_date_timestamp_seconds",
+		`hdc_cycles_total{outcome="ok"} 1`, "hdc_build_info{goversion=", "go_goroutines ", "process_resident_memory_bytes ", `hdc_cabs_total{outcome="mirrored",reason="other"}`} {
 		if !strings.Contains(body.String(), want) {
 			t.Errorf("metrics lack %s:\n%s", want, body)
 		}

@@ -214,12 +214,13 @@ func duckIdent(name string) string { return `"` + strings.ReplaceAll(name, `"`, 
 func DuckDBView(t Table) string {
 	root := strings.TrimSuffix(t.Root, "/")
 	if t.Kind == QuarantineTable {
+		// read_text takes no options: dataset and date come from the path.
 		return fmt.Sprintf(`CREATE OR REPLACE VIEW %s AS
   SELECT TRY_CAST(f.line AS BIGINT) AS line, f.column_name, f.reason, f.fields, dataset, "date"
   FROM (SELECT regexp_extract(raw, %s, ['line', 'column_name', 'reason', 'fields']) AS f,
-          regexp_extract(filename, '([^/\\]+)[/\\]date=[^/\\]*[/\\][^/\\]*$', 1) AS dataset, "date"
-        FROM (SELECT filename, "date", unnest(string_split(content, chr(10))[2:]) AS raw
-              FROM read_text(%s, hive_partitioning = true, hive_types = {'date': DATE}))
+          regexp_extract(filename, '([^/\\]+)[/\\]date=[^/\\]*[/\\][^/\\]*$', 1) AS dataset,
+          CAST(regexp_extract(filename, '[/\\]date=([0-9]{4}-[0-9]{2}-[0-9]{2})[/\\][^/\\]*$', 1) AS DATE) AS "date"
+        FROM (SELECT filename, unnest(string_split(content, chr(10))[2:]) AS raw FROM read_text(%s))
         WHERE raw <> '');
 `, duckIdent(t.Name), sqlString(quarantineRegex), sqlString(root+"/*/date=*/*.tsv"))
 	}

@@ -113,6 +113,10 @@ type Options struct {
 	// cabinet header are raised to 36, and CabSizeMax may be at most 1 GiB.
 	// A cab's size and bytes are a pure function of the seed and its id.
 	CabSizeMin, CabSizeMax int
+	// BadRowEvery makes every BadRowEvery-th data row of a report file
+	// carry an EventCount that is not a number (see badrows.go), so that
+	// exports quarantine rows; 0 means none.
+	BadRowEvery int
 }
 
 // Emulator is the emulated service. It is safe for concurrent use.

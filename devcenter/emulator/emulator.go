@@ -116,6 +116,10 @@ type Options struct {
 	// Quirks switch on service behaviours the reference allows: limit and
 	// normalised echoes, paging, exclusive date bounds, a slow link.
 	Quirks Quirks
+	// BadRowEvery makes every BadRowEvery-th data row of a report file
+	// carry an EventCount that is not a number (see badrows.go), so that
+	// exports quarantine rows; 0 means none.
+	BadRowEvery int
 }
 
 // Emulator is the emulated service. It is safe for concurrent use.

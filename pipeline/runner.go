@@ -51,6 +51,9 @@ type Runner struct {
 	// terminal display). It must be fast.
 	Progress func(line string)
 
+	// live is the run being ingested, for Progress; nil between runs.
+	live *liveRun
+
 	// cycleStart is the real time Run began, after the lease was taken
 	// (see sweepSinkTemp); zero outside Run.
 	cycleStart time.Time

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -48,7 +49,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	})
 	mux.Handle("GET /metrics", m)
 	secret := getenv("HDC_CALLBACK_SECRET")
-	mux.HandleFunc("/callback/{secret}", func(w http.ResponseWriter, r *http.Request) {
+	// POST only: any other method gets 405 with Allow: POST (ServeMux).
+	mux.HandleFunc("POST /callback/{secret}", func(w http.ResponseWriter, r *http.Request) {
 		if secret == "" || subtle.ConstantTimeCompare([]byte(r.PathValue("secret")), []byte(secret)) != 1 {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
@@ -58,16 +60,23 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 			http.Error(w, "unknown report", http.StatusNotFound)
 			return
 		}
-		// The cycle runs on the service's context, not the request's.
-		go c.Trigger(ctx, only...)
+		// The cycle runs on the service's context, not the request's. A
+		// callback during a cycle is queued, never dropped.
+		queued := c.Request(ctx, only...)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusAccepted)
-		_, _ = io.WriteString(w, "ingestion started\n")
+		if queued {
+			_, _ = io.WriteString(w, "queued: ingestion runs when the running cycle ends\n")
+			return
+		}
+		_, _ = io.WriteString(w, "started: ingestion is running\n")
 	})
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "cycle", cfg.Serve.Cycle, "purge", cfg.Serve.Purge,
 		"callback", secret != "")

@@ -107,6 +107,7 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 		errs = append(errs, purgeErr)
 	}
 	sum.ObjectsPurged = first.Deleted
+	sum.notePurged(first)
 	sum.OldestDate = first.OldestDate
 	r.warnStore(first)
 	// One reconcile (two list calls) serves every report of the cycle.
@@ -138,6 +139,8 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 		errs = append(errs, purgeErr)
 	}
 	sum.ObjectsPurged += purged.Deleted
+	sum.notePurged(purged)
+	sum.sortSignal()
 	sum.Retention = purged
 	if d := purged.OldestDate; d != "" && (sum.OldestDate == "" || d < sum.OldestDate) {
 		sum.OldestDate = d // YYYY-MM-DD strings sort as dates

@@ -37,6 +37,14 @@ type Summary struct {
 	// Retention is the report of the cycle's last purge.
 	Retention     *PurgeReport `json:"retention,omitempty"`
 	ReportsFailed int          `json:"reports_failed"`
+
+	// Changed lists the report partitions this cycle wrote or replaced,
+	// and Purged the partitions whose data its purges destroyed (see
+	// signal.go), sorted, each once: the downstream signal, so that an
+	// ingestion job loads (or drops) just these.
+	Changed []Partition `json:"partitions_changed"`
+	Purged  []Partition `json:"partitions_purged"`
+
 	Errors        int          `json:"errors"`
 	Duration      string       `json:"duration"`
 }
@@ -55,6 +63,7 @@ func (s *Summary) add(r runResult) {
 	s.RowsTooOld += r.commit.TooOld
 	s.RowsSuperseded += r.commit.Superseded
 	s.RowsBad += r.commit.Bad
+	s.noteChanged(r.commit.Dataset, r.commit.Partitions)
 }
 
 // addCabs adds the counts of a cab stage run.

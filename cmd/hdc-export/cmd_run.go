@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter"
@@ -76,6 +77,45 @@ func printSummary(stderr io.Writer, log *slog.Logger, format string, sum *pipeli
 		return
 	}
 	printTable(stderr, sum)
+	printPartitions(stderr, "partitions changed", sum.Changed)
+	printPartitions(stderr, "partitions purged", sum.Purged)
+}
+
+// printPartitions lists partitions under a heading, one line per dataset,
+// consecutive dates as ranges: "  ihv_driver: 2026-11-06..2026-11-09 2026-11-12".
+// Nothing when there are none.
+func printPartitions(w io.Writer, heading string, parts []pipeline.Partition) {
+	if len(parts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s:\n", heading)
+	for i := 0; i < len(parts); {
+		var spans []string
+		j := i
+		for j < len(parts) && parts[j].Dataset == parts[i].Dataset {
+			k := j + 1 // parts[j..k) are consecutive dates
+			for k < len(parts) && parts[k].Dataset == parts[i].Dataset && nextDay(parts[k-1].Date) == parts[k].Date {
+				k++
+			}
+			if k-j == 1 {
+				spans = append(spans, parts[j].Date)
+			} else {
+				spans = append(spans, parts[j].Date+".."+parts[k-1].Date)
+			}
+			j = k
+		}
+		fmt.Fprintf(w, "  %s: %s\n", parts[i].Dataset, strings.Join(spans, " "))
+		i = j
+	}
+}
+
+// nextDay returns the YYYY-MM-DD date after d ("" if d is not one).
+func nextDay(d string) string {
+	t, err := time.Parse(time.DateOnly, d)
+	if err != nil {
+		return ""
+	}
+	return t.AddDate(0, 0, 1).Format(time.DateOnly)
 }
 
 // writeSummary prints the summary as JSON on stdout and, if asked, to a

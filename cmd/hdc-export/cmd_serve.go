@@ -49,28 +49,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	})
 	mux.Handle("GET /metrics", m)
 	secret := getenv("HDC_CALLBACK_SECRET")
-	// POST only: any other method gets 405 with Allow: POST (ServeMux).
-	mux.HandleFunc("POST /callback/{secret}", func(w http.ResponseWriter, r *http.Request) {
-		if secret == "" || subtle.ConstantTimeCompare([]byte(r.PathValue("secret")), []byte(secret)) != 1 {
-			http.Error(w, "forbidden", http.StatusForbidden)
-			return
-		}
-		only := callbackReports(cfg, r.URL.Query().Get("report"))
-		if len(only) == 0 {
-			http.Error(w, "unknown report", http.StatusNotFound)
-			return
-		}
-		// The cycle runs on the service's context, not the request's. A
-		// callback during a cycle is queued, never dropped.
-		queued := c.Request(ctx, only...)
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusAccepted)
-		if queued {
-			_, _ = io.WriteString(w, "queued: ingestion runs when the running cycle ends\n")
-			return
-		}
-		_, _ = io.WriteString(w, "started: ingestion is running\n")
-	})
+	// The cycle runs on the service's context, not the request's.
+	handleCallback(mux, cfg, secret, func(only ...string) bool { return c.Request(ctx, only...) })
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -86,6 +66,33 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
 	return err
+}
+
+// handleCallback serves the report-ready callback on mux:
+// POST /callback/<secret>?report=<name>. Any other method gets 405 with
+// Allow: POST (from ServeMux). request asks for a cycle of the named
+// reports (see pipeline.Cycler.Request) and reports whether it was queued
+// behind a running cycle; the answer (202) says which.
+func handleCallback(mux *http.ServeMux, cfg *Config, secret string, request func(only ...string) (queued bool)) {
+	mux.HandleFunc("POST /callback/{secret}", func(w http.ResponseWriter, r *http.Request) {
+		if secret == "" || subtle.ConstantTimeCompare([]byte(r.PathValue("secret")), []byte(secret)) != 1 {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		only := callbackReports(cfg, r.URL.Query().Get("report"))
+		if len(only) == 0 {
+			http.Error(w, "unknown report", http.StatusNotFound)
+			return
+		}
+		queued := request(only...)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusAccepted)
+		if queued {
+			_, _ = io.WriteString(w, "queued: ingestion runs when the running cycle ends\n")
+			return
+		}
+		_, _ = io.WriteString(w, "started: ingestion is running\n")
+	})
 }
 
 // callbackReports maps the callback's report parameter (a dataset name or

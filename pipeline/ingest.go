@@ -176,6 +176,7 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 				pe, bad := badRecord(rec.err)
 				switch {
 				case errors.Is(rec.err, io.EOF):
+					r.progressRows(n - 1) // the run's final count (EOF is not a row)
 					return nil
 				case bad:
 					if err := r.badRow(c, file, sp, first, w, j, &schema.FieldError{Line: pe.StartLine, Err: pe.Err}, nil, layout); err != nil {

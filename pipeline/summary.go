@@ -37,6 +37,8 @@ type Summary struct {
 	// Retention is the report of the cycle's last purge.
 	Retention     *PurgeReport `json:"retention,omitempty"`
 	ReportsFailed int          `json:"reports_failed"`
+	Errors        int          `json:"errors"`
+	Duration      string       `json:"duration"`
 
 	// Changed lists the report partitions this cycle wrote or replaced,
 	// and Purged the partitions whose data its purges destroyed (see
@@ -44,9 +46,6 @@ type Summary struct {
 	// ingestion job loads (or drops) just these.
 	Changed []Partition `json:"partitions_changed"`
 	Purged  []Partition `json:"partitions_purged"`
-
-	Errors        int          `json:"errors"`
-	Duration      string       `json:"duration"`
 }
 
 // NothingToDo reports whether the cycle found no new run, mirrored no cab

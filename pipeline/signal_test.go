@@ -33,7 +33,8 @@ func dataPartitions(t *testing.T, dir string) []pipeline.Partition {
 // TestSummaryListsChangedAndPurgedPartitions: the downstream signal names
 // exactly the partitions a cycle wrote and those its purge destroyed.
 func TestSummaryListsChangedAndPurgedPartitions(t *testing.T) {
-	h := newHarness(t, emulator.Options{RowsPerDay: 20})
+	h := newHarness(t, emulator.Options{RowsPerDay: 5})
+	h.runner.Config.Cabs.Enabled = new(bool) // cabs off: report partitions only
 	sum := h.run(t)
 	if want := dataPartitions(t, h.lakeDir); len(want) == 0 || !slices.Equal(sum.Changed, want) {
 		t.Fatalf("first cycle changed %v, the lake holds %v", sum.Changed, want)
@@ -109,6 +110,7 @@ func (g *gatedAPI) ListTemplates(ctx context.Context) ([]devcenter.Template, err
 // runs are not dropped: they run, coalesced into one cycle, when it ends.
 func TestRequestsDuringACycleAreQueued(t *testing.T) {
 	h := newHarness(t, emulator.Options{RowsPerDay: 5})
+	h.runner.Config.Cabs.Enabled = new(bool) // cabs off: faster
 	api := &gatedAPI{API: h.client, entered: make(chan struct{}), gate: make(chan struct{})}
 	var mu sync.Mutex
 	var cycles []*pipeline.Summary

@@ -10,16 +10,17 @@ CONFIG  ?= configs/demo.yaml
 build:
 	$(GO) build -o $(BIN) ./cmd/hdc-export
 
-# Exit 5 means "nothing new": the lake was already up to date.
+# Exits 0 when the lake was already up to date too (see README, "Exit codes").
 run: build
-	$(BIN) run --config $(CONFIG) || [ $$? -eq 5 ]
+	$(BIN) run --config $(CONFIG)
 	@echo
 	@echo "The lake is in ./lake. Try it with DuckDB:"
 	@echo "  SELECT date, count(*) AS rows, sum(event_count) AS events"
 	@echo "  FROM read_parquet('lake/ihv_driver/**/*.parquet', hive_partitioning = true)"
 	@echo "  GROUP BY date ORDER BY date;"
 
-# The demo against a local MinIO server (installs MinIO once, ~3 minutes).
+# The demo against a local MinIO server (installs MinIO once; see the README
+# for how long a run takes).
 run-minio:
 	bash scripts/minio-demo.sh
 

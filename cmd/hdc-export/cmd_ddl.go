@@ -58,7 +58,7 @@ func cmdDDL(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		fmt.Fprintln(stderr, msg)
 		fmt.Fprintf(stdout, "-- %s\n\n", msg)
 	}
-	sink, err := openSink(ctx, cfg.Sink)
+	sink, err := openSink(ctx, cfg.Sink, nil)
 	if err != nil {
 		return err
 	}

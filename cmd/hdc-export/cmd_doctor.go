@@ -61,7 +61,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, get
 			checks = append(checks, check{name, "ok", ok})
 		}
 	}
-	sink, err := openSink(ctx, cfg.Sink)
+	sink, err := openSink(ctx, cfg.Sink, nil)
 	add("sink: open "+redactURL(cfg.Sink.URL), err, fmt.Sprint(sink))
 	if err == nil {
 		checks = append(checks, sinkChecks(ctx, sink, cfg)...)

@@ -35,6 +35,7 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	mf := metricsFlags(fs)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	detailed := fs.Bool("detailed-exitcode", false, "exit 4 when another runner holds the lease (else 0: that runner purges)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -48,7 +49,7 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	m := newMetrics(cfg.Pipeline.Retention.Days)
 	defer mf.export(m, "purge", log)
-	sink, err := openSink(ctx, cfg.Sink)
+	sink, err := openSink(ctx, cfg.Sink, log)
 	if err != nil {
 		m.observePurge(nil, err)
 		return exitCouldNotCheck, err
@@ -62,7 +63,8 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		rep, err = c.Purge(ctx)
 	}
 	if errors.Is(err, pipeline.ErrLeaseHeld) {
-		return exitLeaseHeld, err
+		log.Info("another runner holds the lake's lease; it purges in its cycle, this purge did nothing", "reason", err.Error())
+		return schedulerCode(exitLeaseHeld, *detailed), nil
 	}
 	if rep != nil {
 		// Only a dry run lists keys (cab keys name cabs): a check, which
@@ -73,9 +75,12 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			}
 		}
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		if *asJSON {
+		switch {
+		case *asJSON:
 			fmt.Fprintln(stdout, string(b))
-		} else {
+		case *logFormat == "json": // every stderr line is JSON
+			log.Info("purge report", "report", rep)
+		default:
 			printPurge(stderr, rep)
 		}
 	}

@@ -146,7 +146,7 @@ func TestExitCodes(t *testing.T) {
 	if code, _, stderr := runCLI(t, vars, "run", "--config", cfg); code != exitOK {
 		t.Fatalf("first run exit %d: %s", code, stderr)
 	}
-	if code, _, _ := runCLI(t, vars, "run", "--config", cfg); code != exitNothingNew {
+	if code, _, _ := runCLI(t, vars, "run", "--config", cfg, "--detailed-exitcode"); code != exitNothingNew {
 		t.Errorf("second run exit %d, want %d (nothing new)", code, exitNothingNew)
 	}
 	vars["HDC_API_URL"] = "http://127.0.0.1:1"
@@ -227,6 +227,9 @@ func TestServe(t *testing.T) {
 	}
 	if resp, err := http.Post("http://"+addr+"/callback/wrong", "", nil); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("callback with a wrong secret: %v %v", resp, err)
+	}
+	if resp, err := http.Get("http://" + addr + "/callback/cb-secret?report=ihv_driver"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("callback by GET: %v %v", resp, err)
 	}
 	if resp, err := http.Post("http://"+addr+"/callback/cb-secret?report=ihv_driver", "", nil); err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Errorf("callback: %v %v", resp, err)

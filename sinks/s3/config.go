@@ -1,14 +1,18 @@
 package s3
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/hdc-export/hdc-export/sinks"
 )
@@ -208,4 +212,17 @@ func (c *Config) checksumMode() (aws.RequestChecksumCalculation, error) {
 		return aws.RequestChecksumCalculationWhenRequired, nil
 	}
 	return 0, fmt.Errorf("%q is not one of auto, crc32, required, off, when_required", c.Checksum)
+}
+
+// WithSlog sends the AWS SDK's own messages (such as its checksum and
+// retry warnings, which it would print as plain lines on stderr) to log:
+// pass it to New. Warnings stay warnings; anything else is debug.
+func WithSlog(log *slog.Logger) func(*config.LoadOptions) error {
+	return config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		level := slog.LevelDebug
+		if c == logging.Warn {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "aws sdk: "+fmt.Sprintf(format, v...))
+	}))
 }

@@ -52,7 +52,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 			return exitFailed, err
 		}
 	}
-	return exitCode(sum, runErr, len(cfg.Pipeline.Reports)), runErr
+	return interruptedCode(ctx, exitCode(sum, runErr, len(cfg.Pipeline.Reports)), runErr), runErr
 }
 
 // writeSummary prints the summary as JSON on stdout and, if asked, to a

@@ -36,9 +36,9 @@ type mirrorRun struct {
 	stopReason atomic.Value // string: why stop was set (see halt)
 	retries    tally        // guarded by mu: attempts retried, by reason
 	finished   atomic.Int64
-	streak   atomic.Int64 // failures in a row
-	broken   atomic.Bool  // the streak stopped the run
-	tripped  func()       // cancels the link calls under way
+	streak     atomic.Int64 // failures in a row
+	broken     atomic.Bool  // the streak stopped the run
+	tripped    func()       // cancels the link calls under way
 	// jobDone, if set, is called once for every queued job when it is
 	// settled (mirrored, failed or deferred), from any goroutine.
 	jobDone func(*cabJob)

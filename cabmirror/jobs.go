@@ -41,15 +41,15 @@ func (st *State) settled(run, files, allow string) bool {
 type cabOutcome int
 
 const (
-	cabQueued   cabOutcome = iota // to download
-	cabPresent                    // already in the lake
-	cabMirrored                   // downloaded, verified and stored
-	cabExpired                    // CabExpirationTime passed by the runner's clock
-	cabNotFound                   // the API or blob answered 404: gone
-	cabRefused                    // link off the allowlist
-	cabRefusedEarlier             // refused by an earlier run under the same allowlist
-	cabDeferred                   // cut by a limit or cancellation
-	cabFailed                     // download or verification failed
+	cabQueued         cabOutcome = iota // to download
+	cabPresent                          // already in the lake
+	cabMirrored                         // downloaded, verified and stored
+	cabExpired                          // CabExpirationTime passed by the runner's clock
+	cabNotFound                         // the API or blob answered 404: gone
+	cabRefused                          // link off the allowlist
+	cabRefusedEarlier                   // refused by an earlier run under the same allowlist
+	cabDeferred                         // cut by a limit or cancellation
+	cabFailed                           // download or verification failed
 )
 
 // done reports a final outcome: the partition need not look at it again
@@ -76,7 +76,6 @@ func (o cabOutcome) name() string {
 	}
 	return ""
 }
-
 
 // cabRef is one distinct cab referenced by a partition.
 type cabRef struct {

@@ -45,8 +45,8 @@ type Summary struct {
 	Errors        int          `json:"errors"`
 	// Interrupted is set when the cycle's context ended (a signal or a lost
 	// lease) before the cycle did: work may be left for the next run.
-	Interrupted bool `json:"interrupted,omitempty"`
-	Duration      string       `json:"duration"`
+	Interrupted bool   `json:"interrupted,omitempty"`
+	Duration    string `json:"duration"`
 }
 
 // NothingToDo reports whether the cycle found no new run, mirrored no cab

@@ -8,6 +8,12 @@
 // date, and records per partition when all its cabs are done, so that an
 // idle run reads nothing again.
 //
+// A cab's outcome never blocks the others: a refused link, a rejected
+// hash, an expired or missing cab, or a download that fails its checks
+// (retried within the run, see maxCabAttempts) is counted with its reason
+// (Result.Reasons) and the rest go on. Refusals are remembered in the
+// partition's State until the allowlist changes.
+//
 // What it needs from the rest of the program is in Mirror's fields: two
 // calls of the Dev Center client, the sink, the datasets and a fence.
 package cabmirror
@@ -91,7 +97,7 @@ type Result struct {
 	SkippedExpired int   // CabExpirationTime passed
 	NotFound       int   // the API answered 404 (gone)
 	Rejected       int   // CabIdHash not a GUID (hostile or garbled)
-	Refused        int   // link to a host off the allowlist
+	Refused        int   // link to a host off the allowlist, refused by this run
 	Deferred       int   // cut by a limit; the next run continues
 	Failed         int   // download or verification failed
 	// Reasons counts by outcome and reason (see the Outcome* and Reason*

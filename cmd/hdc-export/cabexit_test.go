@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter/emulator"
 	"github.com/hdc-export/hdc-export/pipeline"
@@ -184,5 +186,46 @@ func TestExitInterruptedMirror(t *testing.T) {
 	code, sum, stderr = r.run(t, t.Context())
 	if code != exitOK || sum.CabsMirrored == 0 || sum.CabsDeferred != 0 {
 		t.Errorf("next run: exit %d, summary %+v\n%s", code, sum, stderr)
+	}
+}
+
+// TestExitSignalDuringMirror: the binary, sent SIGINT while it mirrors
+// cabs, exits 130 (interrupted), not 0.
+func TestExitSignalDuringMirror(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t, t.TempDir())
+	r := newCabRig(t)
+	var proc atomic.Pointer[os.Process]
+	r.onBlob = func(n int64) {
+		if p := proc.Load(); n == 20 && p != nil {
+			_ = p.Signal(os.Interrupt)
+		}
+	}
+	cmd := exec.Command(bin, "run", "--config", r.cfg)
+	cmd.Env = os.Environ()
+	for k, v := range r.vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	proc.Store(cmd.Process)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatal("run did not exit within 2 minutes")
+	}
+	if r.blobs.Load() < 20 {
+		t.Fatalf("the run ended after %d cab downloads, before the signal:\n%s", r.blobs.Load(), stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Errorf("exit %d after SIGINT during the mirror, want %d\n%s", code, exitInterrupted, stderr.String())
 	}
 }

@@ -33,7 +33,9 @@ type Config struct {
 	// AllowHosts lists the hosts the API's 302 may send us to (see
 	// devcenter.HostList); default [".blob.core.windows.net"] (https). A
 	// configured list replaces the default. A link to any other host is
-	// refused and counted, and nothing is sent to it.
+	// refused and counted, and nothing is sent to it; the refusal is
+	// remembered (see State) and the cab not asked for again until the
+	// list changes.
 	AllowHosts []string `yaml:"allow_hosts"`
 }
 

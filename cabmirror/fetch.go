@@ -32,11 +32,13 @@ type mirrorRun struct {
 	used   int64
 	first  string // the first refusal, for the log (a host, never a path)
 
-	stop     atomic.Bool
-	finished atomic.Int64
-	streak   atomic.Int64 // failures in a row
-	broken   atomic.Bool  // the streak stopped the run
-	tripped  func()       // cancels the link calls under way
+	stop       atomic.Bool
+	stopReason atomic.Value // string: why stop was set (see halt)
+	retries    tally        // guarded by mu: attempts retried, by reason
+	finished   atomic.Int64
+	streak     atomic.Int64 // failures in a row
+	broken     atomic.Bool  // the streak stopped the run
+	tripped    func()       // cancels the link calls under way
 	// jobDone, if set, is called once for every queued job when it is
 	// settled (mirrored, failed or deferred), from any goroutine.
 	jobDone func(*cabJob)
@@ -77,13 +79,13 @@ func (m *mirrorRun) download(ctx context.Context, queue []*cabJob) {
 		fetchers.Go(func() {
 			for j := range work {
 				if m.stop.Load() {
-					j.outcome = cabDeferred
+					m.defer_(ctx, j)
 					m.settled(j)
 					continue
 				}
 				link, err := m.link(linkCtx, j)
 				if err != nil {
-					m.settle(ctx, j, err)
+					m.settle(ctx, j, because(ReasonAPIError, err))
 					m.finished.Add(1)
 					m.settled(j)
 					continue
@@ -94,7 +96,7 @@ func (m *mirrorRun) download(ctx context.Context, queue []*cabJob) {
 		downloaders.Go(func() {
 			for l := range linked {
 				if m.stop.Load() {
-					l.job.outcome = cabDeferred
+					m.defer_(ctx, l.job)
 				} else {
 					m.fetch(ctx, l.job, l.link)
 				}
@@ -107,7 +109,7 @@ func (m *mirrorRun) download(ctx context.Context, queue []*cabJob) {
 	}
 	for _, j := range queue {
 		if m.stop.Load() || ctx.Err() != nil {
-			j.outcome = cabDeferred
+			m.defer_(ctx, j)
 			m.settled(j)
 			continue
 		}
@@ -125,11 +127,23 @@ type linkedJob struct {
 	link string
 }
 
-// halt stops starting new downloads and wakes calls waiting for the rate
-// limit (they fail with retry.ErrStopped).
-func (m *mirrorRun) halt() {
+// halt stops starting new downloads, for reason (ReasonByteBudget or
+// ReasonFailureStreak), and wakes calls waiting for the rate limit (they
+// fail with retry.ErrStopped).
+func (m *mirrorRun) halt(reason string) {
+	m.stopReason.CompareAndSwap(nil, reason)
 	m.stop.Store(true)
 	m.pacer.Stop()
+}
+
+// defer_ defers j to the next run, with the reason the run stopped.
+func (m *mirrorRun) defer_(ctx context.Context, j *cabJob) {
+	j.outcome, j.reason = cabDeferred, ReasonInterrupted
+	if ctx.Err() == nil {
+		if r, ok := m.stopReason.Load().(string); ok {
+			j.reason = r
+		}
+	}
 }
 
 func (m *mirrorRun) refusal() string {
@@ -162,63 +176,89 @@ func (m *mirrorRun) release(n int64) {
 	m.mu.Unlock()
 }
 
-// fetch downloads one cab from its link into the sink.
+// fetch downloads one cab from its link into the sink. A download whose
+// bytes fail verification, or that keeps breaking off, starts over, up to
+// maxCabAttempts in all; the cab's share of the byte budget is taken once.
 func (m *mirrorRun) fetch(ctx context.Context, j *cabJob, link string) {
-	body, meta, err := m.open(ctx, j, &link, 0)
-	if err != nil {
+	reserved := int64(-1)
+	for attempt := 1; ; attempt++ {
+		body, meta, err := m.open(ctx, j, &link, 0)
+		if err != nil {
+			m.release(max(reserved, 0))
+			m.settle(ctx, j, err)
+			return
+		}
+		if reserved < 0 {
+			if !m.reserve(meta.Size) {
+				body.Close()
+				j.outcome, j.reason = cabDeferred, ReasonByteBudget
+				m.halt(ReasonByteBudget)
+				return
+			}
+			reserved = meta.Size
+		}
+		rd, err := m.store(ctx, j, link, body, meta)
+		if err == nil {
+			j.outcome, j.size, j.md5 = cabMirrored, rd.n, rd.h.Sum(nil)
+			m.streak.Store(0)
+			return
+		}
+		if attempt < maxCabAttempts && retryable(err) && ctx.Err() == nil {
+			m.mu.Lock()
+			m.retries.add(OutcomeRetried, failureReason(err), 1)
+			m.mu.Unlock()
+			continue
+		}
+		m.release(reserved)
 		m.settle(ctx, j, err)
 		return
 	}
-	if !m.reserve(meta.Size) {
-		body.Close()
-		j.outcome = cabDeferred
-		m.halt()
-		return
-	}
+}
+
+// store streams one download attempt of j from body into the sink,
+// verified (see cabReader).
+func (m *mirrorRun) store(ctx context.Context, j *cabJob, link string, body io.ReadCloser, meta devcenter.CabMeta) (*cabReader, error) {
 	rd := &cabReader{m: m, ctx: ctx, job: j, link: link, body: body, size: meta.Size, want: meta.MD5, h: md5.New()}
 	key := lake.CabKey(j.ref.date, j.ref.hash)
-	err = m.mirror.Sink.Put(ctx, key, rd)
+	err := m.mirror.Sink.Put(ctx, key, rd)
 	rd.close()
 	switch {
 	case rd.err != nil:
 		err = rd.err // the reason the Put failed
-	case err == nil && !rd.done:
+	case err != nil:
+		err = because(ReasonStoreError, err)
+	case !rd.done:
 		// A sink must read to EOF; if one did not, what it stored is unverified.
 		err = errors.New("the sink stopped reading before the end of the cab")
 		if derr := m.mirror.Sink.Delete(context.WithoutCancel(ctx), key); derr != nil {
 			err = errors.Join(err, derr)
 		}
+		err = because(ReasonStoreError, err)
 	}
-	if err != nil {
-		m.release(meta.Size)
-		m.settle(ctx, j, err)
-		return
-	}
-	j.outcome, j.size, j.md5 = cabMirrored, rd.n, rd.h.Sum(nil)
-	m.streak.Store(0)
+	return rd, err
 }
 
-// settle classifies a failed download.
+// settle classifies a failed download. A refusal or a failure concerns
+// this cab only: the others go on (unless so many fail in a row that the
+// breaker stops the run).
 func (m *mirrorRun) settle(ctx context.Context, j *cabJob, err error) {
 	switch {
 	case errors.Is(err, devcenter.ErrHostNotAllowed):
-		j.outcome = cabRefused
+		j.outcome, j.reason = cabRefused, ReasonHostNotAllowed
 		m.mu.Lock()
 		if m.first == "" {
 			m.first = err.Error() // "devcenter: GET scheme://host/…: …": the host only
 		}
 		m.mu.Unlock()
-		// The API points somewhere it must not: stop asking it this run.
-		m.halt()
 	case errors.Is(err, devcenter.ErrNotFound):
-		j.outcome = cabNotFound
+		j.outcome, j.reason = cabNotFound, ReasonNotFound
 	case ctx.Err() != nil, errors.Is(err, retry.ErrStopped), m.broken.Load() && errors.Is(err, context.Canceled):
-		j.outcome = cabDeferred // cancelled: by the caller, a limit, or the breaker
+		m.defer_(ctx, j) // cancelled: by the caller, a limit, or the breaker
 	default:
-		j.outcome = cabFailed
+		j.outcome, j.reason = cabFailed, failureReason(err)
 		j.err = redactCab(fmt.Errorf("cab of %s %s: %w", j.ref.dataset, j.ref.date, err), j.ref)
 		if m.streak.Add(1) >= m.breakerAfter() && !m.broken.Swap(true) {
-			m.halt()
+			m.halt(ReasonFailureStreak)
 			m.tripped()
 		}
 	}
@@ -281,8 +321,8 @@ type cabReader struct {
 }
 
 var (
-	errCabTooLong = errors.New("cab body is longer than its announced size")
-	errCabMD5     = errors.New("cab MD5 does not match the blob's reported MD5")
+	errCabTooLong = because(ReasonSizeMismatch, errors.New("cab body is longer than its announced size"))
+	errCabMD5     = because(ReasonMD5Mismatch, errors.New("cab MD5 does not match the blob's reported MD5"))
 )
 
 func (c *cabReader) Read(p []byte) (int, error) {
@@ -340,7 +380,7 @@ func (c *cabReader) Read(p []byte) (int, error) {
 // resume reopens the blob at the current offset.
 func (c *cabReader) resume() error {
 	if c.stalls > maxCabStalls || c.resumes > maxCabResumes {
-		return fmt.Errorf("download interrupted %d times (%d without progress)", c.resumes, c.stalls)
+		return because(ReasonDownloadBroken, fmt.Errorf("download interrupted %d times (%d without progress)", c.resumes, c.stalls))
 	}
 	if c.stalls > 1 {
 		if err := retry.Sleep(c.ctx, time.Duration(c.stalls)*100*time.Millisecond); err != nil {
@@ -354,10 +394,10 @@ func (c *cabReader) resume() error {
 	switch {
 	case meta.Size != c.size:
 		body.Close()
-		return fmt.Errorf("blob changed size during the download (%d, then %d)", c.size, meta.Size)
+		return because(ReasonBlobChanged, fmt.Errorf("blob changed size during the download (%d, then %d)", c.size, meta.Size))
 	case c.want != nil && meta.MD5 != nil && !bytes.Equal(c.want, meta.MD5):
 		body.Close()
-		return errors.New("blob changed MD5 during the download")
+		return because(ReasonBlobChanged, errors.New("blob changed MD5 during the download"))
 	case c.want == nil:
 		c.want = meta.MD5
 	}

@@ -10,8 +10,11 @@ import (
 
 // State is the mirror's record for one dataset partition: the run (and
 // data file checksums) of the partition manifest whose every cab reference
-// is done (mirrored, already present, or permanently skipped). Counts
-// only, never CabIdHash values.
+// is done (mirrored, already present, permanently skipped, or refused under
+// the allowlist AllowHosts). Counts only, except Refused: the CabIdHash
+// values whose links were refused, so that no run asks for them again
+// until the allowlist changes. The record is dated like its partition and
+// leaves the lake with it.
 type State struct {
 	Dataset  string `json:"dataset"`
 	Date     string `json:"date"`
@@ -21,25 +24,57 @@ type State struct {
 	Expired  int    `json:"expired"`
 	NotFound int    `json:"not_found"`
 	Rejected int    `json:"rejected"`
+	// Refused lists the cabs (normalised CabIdHash, sorted) whose link
+	// pointed off the allowlist whose fingerprint is AllowHosts (see
+	// allowFingerprint); both are empty when none was refused.
+	Refused    []string `json:"refused,omitempty"`
+	AllowHosts string   `json:"allow_hosts,omitempty"`
+}
+
+// settled reports whether st records the partition of manifest run and
+// files as done under the allowlist with fingerprint allow.
+func (st *State) settled(run, files, allow string) bool {
+	return st.Run == run && st.Files == files && (len(st.Refused) == 0 || st.AllowHosts == allow)
 }
 
 // cabOutcome is what became of one distinct cab in a run.
 type cabOutcome int
 
 const (
-	cabQueued   cabOutcome = iota // to download
-	cabPresent                    // already in the lake
-	cabMirrored                   // downloaded, verified and stored
-	cabExpired                    // CabExpirationTime passed by the runner's clock
-	cabNotFound                   // the API or blob answered 404: gone
-	cabRefused                    // link off the allowlist
-	cabDeferred                   // cut by a limit or cancellation
-	cabFailed                     // download or verification failed
+	cabQueued         cabOutcome = iota // to download
+	cabPresent                          // already in the lake
+	cabMirrored                         // downloaded, verified and stored
+	cabExpired                          // CabExpirationTime passed by the runner's clock
+	cabNotFound                         // the API or blob answered 404: gone
+	cabRefused                          // link off the allowlist
+	cabRefusedEarlier                   // refused by an earlier run under the same allowlist
+	cabDeferred                         // cut by a limit or cancellation
+	cabFailed                           // download or verification failed
 )
 
-// done reports a final outcome: the partition need not look at it again.
+// done reports a final outcome: the partition need not look at it again
+// (a refusal, until the allowlist changes).
 func (o cabOutcome) done() bool {
-	return o == cabPresent || o == cabMirrored || o == cabExpired || o == cabNotFound
+	return o == cabPresent || o == cabMirrored || o == cabExpired || o == cabNotFound ||
+		o == cabRefused || o == cabRefusedEarlier
+}
+
+// name is the outcome as Result.Reasons keys it; "" for the outcomes of
+// cabs that are in the lake.
+func (o cabOutcome) name() string {
+	switch o {
+	case cabRefused:
+		return OutcomeRefused
+	case cabRefusedEarlier:
+		return OutcomeRefusedEarlier
+	case cabFailed:
+		return OutcomeFailed
+	case cabDeferred, cabQueued:
+		return OutcomeDeferred
+	case cabExpired, cabNotFound:
+		return OutcomeSkipped
+	}
+	return ""
 }
 
 // cabRef is one distinct cab referenced by a partition.
@@ -71,7 +106,8 @@ type cabJob struct {
 	outcome cabOutcome
 	size    int64
 	md5     []byte
-	err     error // redacted: names no CabIdHash
+	reason  string // why it did not land (see the Reason* constants)
+	err     error  // redacted: names no CabIdHash
 }
 
 // cabPartition is a dataset partition whose cabs are to be checked.

@@ -8,6 +8,12 @@
 // date, and records per partition when all its cabs are done, so that an
 // idle run reads nothing again.
 //
+// A cab's outcome never blocks the others: a refused link, a rejected
+// hash, an expired or missing cab, or a download that fails its checks
+// (retried within the run, see maxCabAttempts) is counted with its reason
+// (Result.Reasons) and the rest go on. Refusals are remembered in the
+// partition's State until the allowlist changes.
+//
 // What it needs from the rest of the program is in Mirror's fields: two
 // calls of the Dev Center client, the sink, the datasets and a fence.
 package cabmirror
@@ -83,16 +89,22 @@ type Mirror struct {
 }
 
 // Result counts what one run did with the distinct cabs it saw: counts
-// only, never CabIdHash values.
+// only, never CabIdHash values. A cab that did not land counts under one
+// outcome field and, with its reason, in Reasons.
 type Result struct {
 	Mirrored       int   // downloaded, verified and stored
 	Bytes          int64 // the bytes of the mirrored cabs
 	SkippedExpired int   // CabExpirationTime passed
 	NotFound       int   // the API answered 404 (gone)
 	Rejected       int   // CabIdHash not a GUID (hostile or garbled)
-	Refused        int   // link to a host off the allowlist
+	Refused        int   // link to a host off the allowlist, refused by this run
 	Deferred       int   // cut by a limit; the next run continues
 	Failed         int   // download or verification failed
+	// Reasons counts by outcome and reason (see the Outcome* and Reason*
+	// constants) every cab that did not land, including those refused by
+	// an earlier run under the same allowlist (not asked for again), and
+	// the download attempts retried within the run.
+	Reasons map[string]map[string]int
 }
 
 // progress reports a status line, if anyone listens.
@@ -143,14 +155,15 @@ func (m *Mirror) Run(ctx context.Context, w lake.Window) (Result, error) {
 		return Result{}, fmt.Errorf("cabs.allow_hosts: %w", err)
 	}
 	run := &mirrorRun{mirror: m, cfg: cfg, allow: allow, now: m.now(), w: w,
-		pacer: retry.NewPacer(cfg.RatePerSecond, 1), budget: *cfg.ByteBudget}
+		pacer: retry.NewPacer(cfg.RatePerSecond, 1), budget: *cfg.ByteBudget, retries: tally{}}
+	fingerprint := allowFingerprint(cfg.AllowHosts)
 
 	present, err := m.listCabs(ctx, w)
 	if err != nil {
 		return Result{}, err
 	}
 	var errs []error
-	parts, err := m.cabPartitions(ctx, w)
+	parts, refusedBefore, err := m.cabPartitions(ctx, w, fingerprint)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -184,7 +197,9 @@ func (m *Mirror) Run(ctx context.Context, w lake.Window) (Result, error) {
 				case stored:
 					j.outcome = cabPresent
 				case !ref.expires.IsZero() && !run.now.Before(ref.expires):
-					j.outcome = cabExpired
+					j.outcome, j.reason = cabExpired, ReasonExpired
+				case refusedBefore[ref.hash]:
+					j.outcome, j.reason = cabRefusedEarlier, ReasonHostNotAllowed
 				default:
 					queue = append(queue, j)
 				}
@@ -208,25 +223,53 @@ func (m *Mirror) Run(ctx context.Context, w lake.Window) (Result, error) {
 	run.download(ctx, queue)
 
 	counts := map[cabOutcome]int{}
+	reasons := tally{}
 	var mirrored int64 // bytes
 	for _, j := range jobs {
 		counts[j.outcome]++
+		reasons.add(j.outcome.name(), j.reason, 1)
 		if j.outcome == cabMirrored {
 			mirrored += j.size
 		}
 	}
+	// Refusals remembered by partitions this run did not read again.
+	for h := range refusedBefore {
+		if _, seen := jobs[h]; !seen {
+			if _, stored := present[h]; !stored {
+				counts[cabRefusedEarlier]++
+				reasons.add(OutcomeRefusedEarlier, ReasonHostNotAllowed, 1)
+			}
+		}
+	}
+	reasons.add(OutcomeRejected, ReasonMalformedID, rejected)
+	for reason, n := range run.retries[OutcomeRetried] {
+		reasons.add(OutcomeRetried, reason, n)
+	}
+	// A failed cab is this cab's outcome, logged with its reason; the run
+	// goes on. Only the breaker (the API or blob host is down) and an
+	// interruption that left work make the stage an error.
+	var cabErrs []error
 	const maxCabErrors = 3 // the first failures, in download order
 	for _, j := range queue {
-		if j.outcome == cabFailed && len(errs) < maxCabErrors {
-			errs = append(errs, j.err)
+		if j.outcome == cabFailed && len(cabErrs) < maxCabErrors {
+			cabErrs = append(cabErrs, j.err)
 		}
 	}
 	if n := counts[cabFailed]; n > maxCabErrors {
-		errs = append(errs, fmt.Errorf("%d cabs failed in all", n))
+		cabErrs = append(cabErrs, fmt.Errorf("%d cabs failed in all", n))
 	}
-	if run.broken.Load() {
+	deferred := counts[cabDeferred] + counts[cabQueued]
+	switch {
+	case run.broken.Load():
+		errs = append(errs, cabErrs...)
 		errs = append(errs, fmt.Errorf("stopped after %d cabs failed in a row; %d deferred to the next run",
-			run.breakerAfter(), counts[cabDeferred]+counts[cabQueued]))
+			run.breakerAfter(), deferred))
+	case len(cabErrs) > 0:
+		m.Log.Warn("cabs failed; the next run tries them again", "count", counts[cabFailed],
+			"reasons", fmt.Sprint(reasons[OutcomeFailed]), "errors", errors.Join(cabErrs...).Error())
+	}
+	if err := ctx.Err(); err != nil && deferred > 0 {
+		errs = append(errs, fmt.Errorf("interrupted: %d cabs deferred to the next run: %w", deferred, err))
 	}
 	res := Result{
 		Mirrored:       counts[cabMirrored],
@@ -235,12 +278,16 @@ func (m *Mirror) Run(ctx context.Context, w lake.Window) (Result, error) {
 		NotFound:       counts[cabNotFound],
 		Rejected:       rejected,
 		Refused:        counts[cabRefused],
-		Deferred:       counts[cabDeferred] + counts[cabQueued],
+		Deferred:       deferred,
 		Failed:         counts[cabFailed],
+		Reasons:        reasons,
 	}
 	if counts[cabRefused] > 0 {
-		m.Log.Warn("cab links refused: their host is not on cabs.allow_hosts; mirroring stopped for this run",
+		m.Log.Warn("cab links refused: their host is not on cabs.allow_hosts; the other cabs go on, and these are not asked for again until cabs.allow_hosts changes",
 			"count", counts[cabRefused], "first", run.refusal())
+	}
+	if n := counts[cabRefusedEarlier]; n > 0 {
+		m.Log.Warn("cabs refused by earlier runs are not asked for again until cabs.allow_hosts changes", "count", n)
 	}
 
 	// The index before the states: a state records only cabs an index
@@ -248,13 +295,13 @@ func (m *Mirror) Run(ctx context.Context, w lake.Window) (Result, error) {
 	indexErr := index.finish(cfg.Concurrency)
 	if indexErr != nil {
 		errs = append(errs, indexErr)
-	} else if err := m.writeCabStates(wctx, cfg.Concurrency, parts); err != nil {
+	} else if err := m.writeCabStates(wctx, cfg.Concurrency, parts, fingerprint); err != nil {
 		errs = append(errs, err)
 	}
 	if len(queue) > 0 {
 		m.Log.Info("cabs mirrored", "mirrored", counts[cabMirrored], "bytes", mirrored,
 			"present", counts[cabPresent], "expired", counts[cabExpired], "not_found", counts[cabNotFound],
-			"deferred", counts[cabDeferred]+counts[cabQueued], "failed", counts[cabFailed])
+			"refused", counts[cabRefused], "deferred", deferred, "failed", counts[cabFailed])
 	}
 	return res, errors.Join(errs...)
 }
@@ -286,11 +333,15 @@ type cabObject struct {
 }
 
 // cabPartitions returns the datasets' partitions inside the window whose
-// manifest differs from their mirror state, oldest date first (so a cab
-// lands under the oldest date that references it).
-func (m *Mirror) cabPartitions(ctx context.Context, w lake.Window) ([]*cabPartition, error) {
+// manifest differs from their mirror state (or whose state remembers
+// refusals under another allowlist than allow's fingerprint), oldest date
+// first (so a cab lands under the oldest date that references it); and
+// the cabs the states remember as refused under allow.
+func (m *Mirror) cabPartitions(ctx context.Context, w lake.Window, allow string) ([]*cabPartition, map[string]bool, error) {
 	var parts []*cabPartition
 	var errs []error
+	refused := map[string]bool{}
+	var mu sync.Mutex // guards refused
 	for _, dataset := range m.Datasets {
 		ds, err := schema.Lookup(dataset.View)
 		if err != nil {
@@ -316,8 +367,18 @@ func (m *Mirror) cabPartitions(ctx context.Context, w lake.Window) ([]*cabPartit
 				return fmt.Errorf("%s %s: %w", dataset.Name, d, err)
 			}
 			var st State
-			switch err := lake.GetJSON(ctx, m.Sink, lake.CabStateKey(dataset.Name, d), &st); {
-			case err == nil && st.Run == man.Run && st.Files == filesDigest(man.Files):
+			err := lake.GetJSON(ctx, m.Sink, lake.CabStateKey(dataset.Name, d), &st)
+			if err == nil && st.AllowHosts == allow {
+				mu.Lock()
+				for _, h := range st.Refused {
+					if id, ok := lake.NormalizeCabID(h); ok {
+						refused[id] = true
+					}
+				}
+				mu.Unlock()
+			}
+			switch {
+			case err == nil && st.settled(man.Run, filesDigest(man.Files), allow):
 				return nil // every cab of this partition is done
 			case err != nil && !errors.Is(err, sinks.ErrNotFound):
 				return fmt.Errorf("%s %s: cab state: %w", dataset.Name, d, err)
@@ -344,7 +405,7 @@ func (m *Mirror) cabPartitions(ctx context.Context, w lake.Window) ([]*cabPartit
 		}
 		return order[a.dataset] - order[b.dataset]
 	})
-	return parts, errors.Join(errs...)
+	return parts, refused, errors.Join(errs...)
 }
 
 func filesDigest(files []lake.File) string {
@@ -355,8 +416,9 @@ func filesDigest(files []lake.File) string {
 	return strings.Join(sums, ",")
 }
 
-// writeCabStates records every partition whose cabs are all done.
-func (m *Mirror) writeCabStates(ctx context.Context, workers int, parts []*cabPartition) error {
+// writeCabStates records every partition whose cabs are all done, with
+// the cabs refused under the allowlist of fingerprint allow.
+func (m *Mirror) writeCabStates(ctx context.Context, workers int, parts []*cabPartition, allow string) error {
 	var done []*cabPartition
 	for _, p := range parts {
 		if p.readErr == nil && !slices.ContainsFunc(p.jobs, func(j *cabJob) bool { return !j.outcome.done() }) {
@@ -379,7 +441,13 @@ func (m *Mirror) writeCabStates(ctx context.Context, workers int, parts []*cabPa
 				st.Expired++
 			case cabNotFound:
 				st.NotFound++
+			case cabRefused, cabRefusedEarlier:
+				st.Refused = append(st.Refused, j.ref.hash)
 			}
+		}
+		if len(st.Refused) > 0 {
+			slices.Sort(st.Refused)
+			st.AllowHosts = allow
 		}
 		return lake.PutJSON(ctx, m.Sink, lake.CabStateKey(p.dataset, p.date), st)
 	})

@@ -234,9 +234,11 @@ func TestMirrorSkipsExpiredCabs(t *testing.T) {
 	}
 	craftPartition(t, m.Sink, "ihv_driver", d, rows)
 
-	// At t0 one cab has expired; the API fails for the other two.
+	// At t0 one cab has expired; the API fails for the other two: those
+	// cabs' outcome (failed, with its reason), not the stage's error.
 	sum, err := mirror(m)
-	if err == nil || sum.SkippedExpired != 1 || sum.Failed != 2 || len(api.calls) != 2 {
+	if err != nil || sum.SkippedExpired != 1 || sum.Failed != 2 || len(api.calls) != 2 ||
+		sum.Reasons[cabmirror.OutcomeFailed][cabmirror.ReasonAPIError] != 2 || sum.Reasons[cabmirror.OutcomeSkipped][cabmirror.ReasonExpired] != 1 {
 		t.Fatalf("first run: err %v, summary %+v, calls %q", err, sum, api.calls)
 	}
 	for _, c := range api.calls {
@@ -372,8 +374,8 @@ func TestMirrorReadsStreamingSink(t *testing.T) {
 		{CabIDHash: ptr("00000000-0000-4000-8000-00000000000b")},
 	})
 	sum, err := mirror(m)
-	if err == nil || sum.Failed != 2 {
-		t.Errorf("err %v, summary %+v: want both cabs failed at the fake API", err, sum)
+	if err != nil || sum.Failed != 2 {
+		t.Errorf("err %v, summary %+v: want both cabs failed at the fake API (their outcome, not an error)", err, sum)
 	}
 	slices.Sort(api.calls)
 	want := []string{

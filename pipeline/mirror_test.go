@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"github.com/hdc-export/hdc-export/internal/lake"
 	"io"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/hdc-export/hdc-export/cabmirror"
 	"github.com/hdc-export/hdc-export/devcenter"
 	"github.com/hdc-export/hdc-export/devcenter/devcentertest"
 	"github.com/hdc-export/hdc-export/devcenter/emulator"
@@ -488,7 +490,9 @@ func TestMirrorInterruptedIsCompleted(t *testing.T) {
 			h.ingestOnly(t)
 			real := h.runner.Sink
 			h.runner.Sink = &failOnce{Sink: real, match: match}
-			if _, err := h.runner.Run(context.Background()); err == nil {
+			// A failed cab is that cab's outcome; an index or state write
+			// failure is the stage's error.
+			if sum, err := h.runner.Run(context.Background()); err == nil && sum.CabsFailed == 0 {
 				t.Fatal("run with an injected failure succeeded")
 			}
 			h.runner.Sink = real
@@ -540,8 +544,10 @@ func TestMirrorRefusesOffAllowlistRedirect(t *testing.T) {
 		})
 	})
 	sum := h.run(t) // a refusal is counted and logged, not a run failure
-	if sum.CabsRefused == 0 || sum.CabsMirrored != 0 || sum.CabsDeferred == 0 {
-		t.Errorf("summary %+v: want refusals and the rest deferred", sum)
+	want := wantCabs(t, h.lakeDir, h.clock.Now())
+	if sum.CabsRefused != len(want) || sum.CabsMirrored != 0 || sum.CabsDeferred != 0 ||
+		sum.CabReasons["refused"]["host_not_allowed"] != len(want) || !sum.CabsIncomplete() {
+		t.Errorf("summary %+v: want all %d refused, none deferred", sum, len(want))
 	}
 	if other.Load() != 0 {
 		t.Errorf("the off-allowlist host got %d requests", other.Load())
@@ -552,9 +558,24 @@ func TestMirrorRefusesOffAllowlistRedirect(t *testing.T) {
 	if !strings.Contains(h.log.String(), "cab links refused") || strings.Contains(h.log.String(), "secret.cab") {
 		t.Errorf("log should report the refusal by host only:\n%s", h.log.String())
 	}
-	// Nothing is recorded as done: fixing the allowlist resumes the work.
-	if states, _ := filepath.Glob(filepath.Join(h.lakeDir, "_hdc", "cabstate", "*", "*")); len(states) != 0 {
-		t.Errorf("%d partitions recorded as mirrored after refusals", len(states))
+	// The refusals are recorded with the allowlist they were made under:
+	// the next run does not ask again (TestMirrorRefusalRemembered shows a
+	// changed allowlist resuming the work).
+	states, _ := filepath.Glob(filepath.Join(h.lakeDir, "_hdc", "cabstate", "*", "*"))
+	refused := 0
+	for _, f := range states {
+		var st cabmirror.State
+		b, err := os.ReadFile(f)
+		if err != nil || json.Unmarshal(b, &st) != nil {
+			t.Fatalf("state %s: %v", f, err)
+		}
+		if len(st.Refused) > 0 && st.AllowHosts == "" {
+			t.Errorf("state %s has refusals without the allowlist's fingerprint", f)
+		}
+		refused += len(st.Refused)
+	}
+	if refused < len(want) {
+		t.Errorf("states remember %d refusals of %d", refused, len(want))
 	}
 }
 

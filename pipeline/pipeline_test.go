@@ -53,6 +53,10 @@ func newHarness(t *testing.T, opts emulator.Options) *harness {
 		{Name: "ihv_driver", Template: demoTemplate(emulator.IHVColumns, "IHVDriver")},
 		{Name: "oem_driver", Template: demoTemplate(emulator.OEMColumns, "OEMDriver")},
 	}}
+	// The emulator's address is not on the default cab allowlist, so every
+	// cab would be refused (one link call each): the cab tests use
+	// newCabHarness.
+	cfg.Cabs.Enabled = ptr(false)
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -146,6 +146,7 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 		sum.OldestDate = d // YYYY-MM-DD strings sort as dates
 	}
 	sum.Unrecognised = purged.Unrecognised
+	sum.Interrupted = ctx.Err() != nil
 	sum.Duration = r.now().Sub(start).Round(time.Millisecond).String()
 	sum.Errors = len(errs)
 	return sum, errors.Join(errs...)

@@ -30,6 +30,11 @@ type Summary struct {
 	CabsRefused        int   `json:"cabs_refused"`         // link to a host off the allowlist
 	CabsDeferred       int   `json:"cabs_deferred"`        // cut by a limit; the next run continues
 	CabsFailed         int   `json:"cabs_failed"`          // download or verification failed
+	// CabReasons counts the cabs that did not land by outcome and reason
+	// (cabmirror's Outcome* and Reason* constants), e.g.
+	// {"refused": {"host_not_allowed": 1}, "retried": {"md5_mismatch": 2}}:
+	// counts only, never CabIdHash values.
+	CabReasons map[string]map[string]int `json:"cab_outcomes,omitempty"`
 
 	ObjectsPurged int    `json:"objects_purged"`
 	OldestDate    string `json:"oldest_date,omitempty"`          // oldest dated object before the purge
@@ -38,7 +43,10 @@ type Summary struct {
 	Retention     *PurgeReport `json:"retention,omitempty"`
 	ReportsFailed int          `json:"reports_failed"`
 	Errors        int          `json:"errors"`
-	Duration      string       `json:"duration"`
+	// Interrupted is set when the cycle's context ended (a signal or a lost
+	// lease) before the cycle did: work may be left for the next run.
+	Interrupted bool   `json:"interrupted,omitempty"`
+	Duration    string `json:"duration"`
 
 	// Changed lists the report partitions this cycle wrote or replaced,
 	// and Purged the partitions whose data its purges destroyed (see
@@ -49,10 +57,16 @@ type Summary struct {
 }
 
 // NothingToDo reports whether the cycle found no new run, mirrored no cab
-// and purged nothing.
+// and purged nothing, and no cab was refused or failed.
 func (s *Summary) NothingToDo() bool {
-	return s.RunsIngested == 0 && s.CabsMirrored == 0 && s.ObjectsPurged == 0 && s.Errors == 0
+	return s.RunsIngested == 0 && s.CabsMirrored == 0 && s.ObjectsPurged == 0 && s.Errors == 0 &&
+		!s.CabsIncomplete()
 }
+
+// CabsIncomplete reports whether this cycle refused or failed a cab: the
+// cycle is partial even if every report landed (the next run retries the
+// failed cabs; a refused one, once cabs.allow_hosts changes).
+func (s *Summary) CabsIncomplete() bool { return s.CabsRefused > 0 || s.CabsFailed > 0 }
 
 func (s *Summary) add(r runResult) {
 	s.RunsIngested++
@@ -75,4 +89,15 @@ func (s *Summary) addCabs(r cabmirror.Result) {
 	s.CabsRefused += r.Refused
 	s.CabsDeferred += r.Deferred
 	s.CabsFailed += r.Failed
+	for outcome, reasons := range r.Reasons {
+		for reason, n := range reasons {
+			if s.CabReasons == nil {
+				s.CabReasons = map[string]map[string]int{}
+			}
+			if s.CabReasons[outcome] == nil {
+				s.CabReasons[outcome] = map[string]int{}
+			}
+			s.CabReasons[outcome][reason] += n
+		}
+	}
 }

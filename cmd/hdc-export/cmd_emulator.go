@@ -32,6 +32,9 @@ func cmdEmulator(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.ClientSecret, "client-secret", demoSecret, "accepted client secret")
 	fs.IntVar(&o.BadRowEvery, "bad-row-every", 0, "make every Nth data row's EventCount not a number (0: none)")
 	faults := fs.String("faults", "", `inject faults, e.g. "429=0.2,500=0.1,truncate=0.05,expire=0.1,slow=0.05"`)
+	fs.Float64Var(&o.CabFaults.OffAllowlistRate, "cab-off-allowlist-rate", 0, "fraction of cabs whose download redirects to a host off any allowlist")
+	fs.Float64Var(&o.CabFaults.CorruptRate, "cab-corrupt-rate", 0, "fraction of cabs served with bytes that fail their reported MD5")
+	fs.IntVar(&o.CabFaults.CorruptAttempts, "cab-corrupt-attempts", 0, "corrupt only a cab's first N downloads (0: every download)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}

@@ -63,7 +63,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 			return exitFailed, err
 		}
 	}
-	code := exitCode(sum, runErr, len(cfg.Pipeline.Reports))
+	code := interruptedCode(ctx, exitCode(sum, runErr, len(cfg.Pipeline.Reports)), runErr)
 	if code == exitLeaseHeld {
 		// Not a failure: the runner that holds the lease does the work.
 		log.Info("another runner holds the lake's lease; this run did nothing", "reason", runErr.Error())

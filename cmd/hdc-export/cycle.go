@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/hdc-export/hdc-export/pipeline"
@@ -20,6 +24,10 @@ const (
 	exitPartial    = 3 // some reports failed, others landed
 	exitLeaseHeld  = 4 // another runner holds the lake's lease
 	exitNothingNew = 5 // no new run, nothing to purge: the lake is up to date
+	// exitInterrupted: a signal (SIGINT, SIGTERM) stopped the cycle before
+	// it finished its work; the next run continues. 130 is the shell's code
+	// for a command ended by SIGINT.
+	exitInterrupted = 130
 )
 
 // exitCode classifies a cycle's outcome.
@@ -27,6 +35,8 @@ func exitCode(sum *pipeline.Summary, err error, reports int) int {
 	switch {
 	case errors.Is(err, pipeline.ErrLeaseHeld):
 		return exitLeaseHeld
+	case err == nil && sum != nil && sum.CabsIncomplete():
+		return exitPartial // every report landed, some cabs did not
 	case err == nil && sum != nil && sum.NothingToDo():
 		return exitNothingNew
 	case err == nil:
@@ -35,6 +45,18 @@ func exitCode(sum *pipeline.Summary, err error, reports int) int {
 		return exitPartial
 	}
 	return exitFailed
+}
+
+// interruptedCode is code, or exitInterrupted if a signal cancelled ctx
+// (the command's) while the cycle still had work: then the cycle returns
+// an error (each stage returns the context's error, the cab mirror when it
+// deferred cabs), so err != nil. A cycle that finished despite the signal
+// keeps its code.
+func interruptedCode(ctx context.Context, code int, err error) int {
+	if ctx.Err() != nil && err != nil && code != exitLeaseHeld {
+		return exitInterrupted
+	}
+	return code
 }
 
 // newCycler wires a pipeline.Cycler from the configuration: the one
@@ -60,6 +82,31 @@ func printTable(w io.Writer, s *pipeline.Summary) {
 	fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.RunsIngested, s.Rows, s.Partitions, s.Bytes,
 		s.RowsTooOld, s.RowsBad, s.ObjectsPurged, s.Duration)
 	_ = tw.Flush()
+	if line := cabLine(s); line != "" {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// cabLine is the human summary of the cab stage, e.g. "cabs: 120 mirrored
+// (3.1 MiB); refused 1 (host_not_allowed 1); retried 2 (md5_mismatch 2)",
+// or "" if the stage saw no cab to fetch.
+func cabLine(s *pipeline.Summary) string {
+	if s.CabsMirrored == 0 && len(s.CabReasons) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "cabs: %d mirrored (%.1f MiB)", s.CabsMirrored, float64(s.CabBytes)/(1<<20))
+	for _, outcome := range slices.Sorted(maps.Keys(s.CabReasons)) {
+		reasons := s.CabReasons[outcome]
+		total := 0
+		var parts []string
+		for _, reason := range slices.Sorted(maps.Keys(reasons)) {
+			total += reasons[reason]
+			parts = append(parts, fmt.Sprintf("%s %d", reason, reasons[reason]))
+		}
+		fmt.Fprintf(&b, "; %s %d (%s)", outcome, total, strings.Join(parts, ", "))
+	}
+	return b.String()
 }
 
 func errorsIsLeaseHeld(err error) bool { return errors.Is(err, pipeline.ErrLeaseHeld) }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/hdc-export/hdc-export/cabmirror"
 	"github.com/hdc-export/hdc-export/internal/lake"
 	"github.com/hdc-export/hdc-export/internal/version"
 	"github.com/hdc-export/hdc-export/pipeline"
@@ -172,6 +174,47 @@ func cabCounts(s *pipeline.Summary, reasons map[string]map[string]int) []cabCoun
 			out = append(out, cabCount{o.outcome, "other", rest})
 		}
 	}
+	// Outcomes the summary counts by reason only.
+	for _, outcome := range []string{cabmirror.OutcomeRefusedEarlier, cabmirror.OutcomeRetried} {
+		byReason := reasons[outcome]
+		for _, r := range slices.Sorted(maps.Keys(byReason)) {
+			if n := byReason[r]; n > 0 {
+				out = append(out, cabCount{outcome, r, n})
+			}
+		}
+	}
+	return out
+}
+
+// metricCabReasons keys a summary's cab_outcomes (cabmirror.Outcome*) by
+// the metric's outcome labels: "skipped" splits into "skipped_expired" and
+// "not_found" by its reason; the others keep their names. Outcomes the
+// summary has no count field for ("refused_earlier", "retried": attempts,
+// not cabs) stay as they are and are exported under their own labels by
+// cabCounts.
+func metricCabReasons(in map[string]map[string]int) map[string]map[string]int {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]map[string]int, len(in))
+	add := func(outcome, reason string, n int) {
+		if out[outcome] == nil {
+			out[outcome] = map[string]int{}
+		}
+		out[outcome][reason] += n
+	}
+	for outcome, reasons := range in {
+		for reason, n := range reasons {
+			switch {
+			case outcome == cabmirror.OutcomeSkipped && reason == cabmirror.ReasonNotFound:
+				add("not_found", reason, n)
+			case outcome == cabmirror.OutcomeSkipped:
+				add("skipped_expired", reason, n)
+			default:
+				add(outcome, reason, n)
+			}
+		}
+	}
 	return out
 }
 
@@ -180,6 +223,8 @@ func cycleOutcome(s *pipeline.Summary, err error) string {
 	switch {
 	case errorsIsLeaseHeld(err):
 		return "lease_held"
+	case err == nil && s != nil && s.CabsIncomplete():
+		return "partial" // exit 3: every report landed, some cabs did not
 	case err == nil:
 		return "ok"
 	case s != nil && s.ReportsFailed > 0 && s.RunsIngested > 0:
@@ -221,7 +266,7 @@ func (m *metrics) observeCycle(s *pipeline.Summary, err error) {
 	m.bytesWritten.Add(float64(s.Bytes))
 	m.cabBytes.Add(float64(s.CabBytes))
 	m.lastCabs.Reset()
-	for _, c := range cabCounts(s, nil) {
+	for _, c := range cabCounts(s, metricCabReasons(s.CabReasons)) {
 		m.cabs.WithLabelValues(c.outcome, c.reason).Add(float64(c.n))
 		m.lastCabs.WithLabelValues(c.outcome, c.reason).Set(float64(c.n))
 	}

@@ -38,6 +38,27 @@ func TestCabCounts(t *testing.T) {
 	}
 }
 
+// TestMetricCabReasons: the mirror's cab_outcomes reach the metric under
+// its outcome labels, skipped split by reason, and the outcomes without a
+// count field (refused_earlier, retried) exported on their own.
+func TestMetricCabReasons(t *testing.T) {
+	s := &pipeline.Summary{CabsMirrored: 2, CabsRefused: 1, CabsFailed: 1, CabsSkippedExpired: 1, CabsNotFound: 1,
+		CabReasons: map[string]map[string]int{
+			"refused":         {"host_not_allowed": 1},
+			"refused_earlier": {"host_not_allowed": 4},
+			"failed":          {"md5_mismatch": 1},
+			"retried":         {"md5_mismatch": 2},
+			"skipped":         {"expired": 1, "not_found": 1},
+		}}
+	got := cabCounts(s, metricCabReasons(s.CabReasons))
+	want := []cabCount{{"mirrored", "other", 2}, {"refused", "host_not_allowed", 1}, {"failed", "md5_mismatch", 1},
+		{"not_found", "not_found", 1}, {"skipped_expired", "expired", 1},
+		{"refused_earlier", "host_not_allowed", 4}, {"retried", "md5_mismatch", 2}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
+
 func TestCycleOutcome(t *testing.T) {
 	failed := errors.New("boom")
 	for _, tc := range []struct {
@@ -46,6 +67,7 @@ func TestCycleOutcome(t *testing.T) {
 		want string
 	}{
 		{&pipeline.Summary{}, nil, "ok"},
+		{&pipeline.Summary{RunsIngested: 1, CabsRefused: 1}, nil, "partial"},
 		{nil, pipeline.ErrLeaseHeld, "lease_held"},
 		{&pipeline.Summary{ReportsFailed: 1, RunsIngested: 2}, failed, "partial"},
 		{&pipeline.Summary{ReportsFailed: 2}, failed, "failed"},

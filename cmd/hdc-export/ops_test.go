@@ -21,14 +21,16 @@ import (
 )
 
 // standalone serves a fresh emulator and returns the environment that
-// points the CLI at it and at lake.
+// points the CLI at it and at lake. Cab mirroring is off: the configs'
+// allowlists do not hold the emulator's address, so every cab would be
+// refused and the cycle partial (cabs_test.go runs the mirror).
 func standalone(t *testing.T, lake string) map[string]string {
 	t.Helper()
 	srv := httptest.NewServer(emulator.New(emulator.Options{RowsPerDay: 20}).Handler())
 	t.Cleanup(srv.Close)
 	return map[string]string{
 		"HDC_API_URL": srv.URL, "HDC_TOKEN_URL": srv.URL + "/demo-tenant/oauth2/token",
-		"HDC_CLIENT_SECRET": "demo-secret", "HDC_SINK_URL": lake,
+		"HDC_CLIENT_SECRET": "demo-secret", "HDC_SINK_URL": lake, "HDC_CABS": "off",
 	}
 }
 

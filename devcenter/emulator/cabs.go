@@ -77,6 +77,7 @@ func (e *Emulator) cabDownload(ep cabEndpoint) http.HandlerFunc {
 		}
 		ref, ok := e.knownCab(hash)
 		now := e.now()
+		offAllowlist := e.offAllowlistLink(hash)
 		switch {
 		case !ok || ref.view != view:
 			writeStoreError(w, notFound("no cab with cabIdHash %q", hash))
@@ -89,7 +90,11 @@ func (e *Emulator) cabDownload(ep cabEndpoint) http.HandlerFunc {
 			return
 		}
 		path := "/blobs/cabs/" + encodeCabID(e.seed, ref) + ".cab"
-		w.Header().Set("Location", e.signedURL(r, path, now, cabLinkTTL))
+		if offAllowlist != "" {
+			w.Header().Set("Location", offAllowlist)
+		} else {
+			w.Header().Set("Location", e.signedURL(r, path, now, cabLinkTTL))
+		}
 		w.WriteHeader(http.StatusFound)
 	}
 }
@@ -109,7 +114,8 @@ func (e *Emulator) serveCabBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := e.cabContent(ref)
-	e.serveBlob(w, r, e.data.cab(ref.view, ref.day, ref.index).collected, data, md5.Sum(data), "application/octet-stream")
+	sum := md5.Sum(data) // the true bytes' MD5, even if CabFaults corrupt them
+	e.serveBlob(w, r, e.data.cab(ref.view, ref.day, ref.index).collected, e.corruptBlob(r, hash, data), sum, "application/octet-stream")
 }
 
 // CabBytes returns the exact bytes the emulator serves for the cab with

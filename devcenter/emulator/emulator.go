@@ -38,6 +38,9 @@
 // Options.Faults and SetFaults inject failures (429, 500 and 401 answers,
 // truncated, stalled and "expired" blob downloads) to exercise clients'
 // retry paths; FaultCounts tells how many fired.
+// Options.CabFaults and SetCabFaults switch per-cab behaviours on (links
+// off the allowlist, corrupt bytes under a true MD5); CabRequests counts
+// the requests for a cab.
 //
 // The behaviour follows the project's API reference (devcenter-api.md);
 // where the documents are silent or contradict each other, the choice made
@@ -120,6 +123,9 @@ type Options struct {
 	// carry an EventCount that is not a number (see badrows.go), so that
 	// exports quarantine rows; 0 means none.
 	BadRowEvery int
+	// CabFaults switches per-cab behaviours on: links off the allowlist,
+	// corrupt bytes (see CabFaults). SetCabFaults changes them later.
+	CabFaults CabFaults
 }
 
 // Emulator is the emulated service. It is safe for concurrent use.
@@ -134,6 +140,7 @@ type Emulator struct {
 	faults      atomic.Pointer[Faults] // never nil after New
 	faultDraws  atomic.Uint64          // requests that drew a fault number
 	faultCounts [numFaultKinds]atomic.Int64
+	cabFaults   *cabFaultState // never nil after New
 
 	mu             sync.Mutex // guards everything below
 	tokens         map[string]time.Time
@@ -168,6 +175,7 @@ func New(opts Options) *Emulator {
 		nextReportID:   1,
 	}
 	e.faults.Store(&o.Faults)
+	e.cabFaults = newCabFaultState(o.CabFaults)
 	e.addDemoAccount()
 	e.mux = e.routes()
 	return e
@@ -238,6 +246,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if err := o.Quirks.validate(); err != nil {
 		return o, fmt.Errorf("option Quirks: %w", err)
+	}
+	if err := o.CabFaults.validate(); err != nil {
+		return o, fmt.Errorf("option CabFaults: %w", err)
 	}
 	switch {
 	case o.CabSizeMin < 0 || o.CabSizeMax < 0:

@@ -168,6 +168,12 @@ func createTemp(root *os.Root, dir string) (f *os.File, tmp string, newDirs bool
 		if dir != "." {
 			if _, err := root.Lstat(osPath(dir)); err != nil {
 				if err := root.MkdirAll(osPath(dir), dirPerm); err != nil {
+					// Concurrent Puts into new folders race: a failed one
+					// prunes a parent MkdirAll has just made (ENOENT), or
+					// another makes a folder first (EEXIST). Look again.
+					if i+1 < attempts && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist)) {
+						continue
+					}
 					return nil, "", false, err
 				}
 				newDirs = true

@@ -213,6 +213,11 @@ func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter
 		if err != nil {
 			return fmt.Errorf("run %s: %w", lake.RunID(job.run.Time), tempSpaceHint(err, r.Config.TempDir))
 		}
+		if len(res.heldBack) > 0 {
+			sum.RunsHeldBack++
+			sum.PartitionsHeldBack += len(res.heldBack)
+			continue
+		}
 		sum.add(res)
 	}
 	return nil

@@ -20,6 +20,16 @@ type Summary struct {
 	RowsTooOld     int64     `json:"rows_outside_window"`
 	RowsSuperseded int64     `json:"rows_superseded"`
 	RowsBad        int64     `json:"rows_bad"`
+	// Ingest checks (see LimitsConfig and coverage): rows dated in the
+	// window but outside the days their run is taken to cover (kept, and
+	// in rows_written, when no newer run covers their date); bad rows past
+	// the quarantine's cap (counted, not kept); runs held back because
+	// they would empty or sharply shrink partitions an older run filled
+	// (nothing of them committed; the next cycle tries them again).
+	RowsOutsideCoverage   int64 `json:"rows_outside_coverage"`
+	RowsBadNotQuarantined int64 `json:"rows_bad_not_quarantined"`
+	RunsHeldBack          int   `json:"runs_held_back"`
+	PartitionsHeldBack    int   `json:"partitions_held_back"`
 
 	// Cabs (see Runner.Mirror): counts only, never CabIdHash values.
 	CabsMirrored       int   `json:"cabs_mirrored"`
@@ -55,6 +65,8 @@ func (s *Summary) add(r runResult) {
 	s.RowsTooOld += r.commit.TooOld
 	s.RowsSuperseded += r.commit.Superseded
 	s.RowsBad += r.commit.Bad
+	s.RowsOutsideCoverage += r.commit.Uncovered
+	s.RowsBadNotQuarantined += r.commit.BadNotKept
 }
 
 // addCabs adds the counts of a cab stage run.

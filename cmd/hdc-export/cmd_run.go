@@ -30,6 +30,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	wait := fs.Bool("wait", false, "wait for the lease instead of exiting when another runner holds it")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	acceptShrink := fs.Bool("accept-shrink", false, "commit runs that empty or sharply shrink partitions an older run filled (limits.max_shrink), which are otherwise held back")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -42,6 +43,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return exitFailed, err // run() maps a usageError to exitUsage
 	}
 	defer env.close()
+	if *acceptShrink {
+		cfg.Pipeline.Limits.AcceptShrink = true
+	}
 
 	c := newCycler(cfg, env, log, nil)
 	c.Runner.Progress = progressWriter(stderr)

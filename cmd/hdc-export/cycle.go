@@ -31,6 +31,8 @@ func exitCode(sum *pipeline.Summary, err error, reports int) int {
 	switch {
 	case errors.Is(err, pipeline.ErrLeaseHeld):
 		return exitLeaseHeld
+	case err == nil && sum != nil && sum.RunsHeldBack > 0: // would empty or shrink partitions: not committed
+		return exitPartial
 	case err == nil && sum != nil && sum.NothingToDo():
 		return exitNothingNew
 	case err == nil:

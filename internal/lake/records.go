@@ -49,6 +49,13 @@ type Commit struct {
 	Superseded int64    `json:"rows_superseded"` // rows of dates a newer run owns
 	TooOld     int64    `json:"rows_outside_window"`
 	Bad        int64    `json:"rows_bad"`
+	// Uncovered counts the rows dated in the window but outside the dates
+	// the run is taken to cover (see pipeline's coverage): kept, and also
+	// in Rows, when no newer run covers their date.
+	Uncovered int64 `json:"rows_outside_coverage,omitempty"`
+	// BadNotKept counts bad rows past the quarantine's byte cap: counted
+	// in Bad, but not in the quarantine.
+	BadNotKept int64 `json:"rows_bad_not_quarantined,omitempty"`
 }
 
 // GetJSON reads a JSON object; a missing key returns sinks.ErrNotFound.

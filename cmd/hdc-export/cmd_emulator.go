@@ -31,6 +31,11 @@ func cmdEmulator(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.ClientID, "client-id", "demo-client", "accepted client id")
 	fs.StringVar(&o.ClientSecret, "client-secret", demoSecret, "accepted client secret")
 	faults := fs.String("faults", "", `inject faults, e.g. "429=0.2,500=0.1,truncate=0.05,expire=0.1,slow=0.05"`)
+	fs.Int64Var(&o.Shapes.HugeLine, "huge-line", 0, "put one line of this many bytes after each report file's header (streamed)")
+	fs.BoolVar(&o.Shapes.HugeLineQuoted, "huge-line-quoted", false, "open the huge line with a quote that is never closed")
+	fs.Int64Var(&o.Shapes.RandomBody, "random-body", 0, "replace each report file's rows with this many random bytes (streamed)")
+	fs.IntVar(&o.Shapes.ExtraColumns, "extra-columns", 0, "add this many undocumented columns to each report file")
+	fs.BoolVar(&o.Shapes.CoverageEndsOnRunDay, "coverage-ends-on-run-day", false, "read LastNDays as the N days ending with the run's day")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}

@@ -113,6 +113,9 @@ type Options struct {
 	// cabinet header are raised to 36, and CabSizeMax may be at most 1 GiB.
 	// A cab's size and bytes are a pure function of the seed and its id.
 	CabSizeMin, CabSizeMax int
+	// Shapes change what report files hold (see FileShapes); the zero
+	// value changes nothing.
+	Shapes FileShapes
 }
 
 // Emulator is the emulated service. It is safe for concurrent use.
@@ -228,6 +231,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if err := o.Faults.validate(); err != nil {
 		return o, fmt.Errorf("option Faults: %w", err)
+	}
+	if err := o.Shapes.validate(); err != nil {
+		return o, fmt.Errorf("option Shapes: %w", err)
 	}
 	switch {
 	case o.CabSizeMin < 0 || o.CabSizeMax < 0:

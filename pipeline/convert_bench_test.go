@@ -67,7 +67,7 @@ func BenchmarkConvert(b *testing.B) {
 		workers := ParquetConfig{}.encoders() // follows -cpu
 		var c lake.Commit
 		sp.speculate(ctx, workers, schema.EncoderOptions{})
-		if err := r.split(ctx, cr, "bench", layout, sp, &router{c: &c, w: w, j: j, newest: noDate}); err != nil {
+		if err := r.split(ctx, cr, "bench", layout, sp, newRouter(&c, w, j)); err != nil {
 			b.Fatal(err)
 		}
 		err = sp.encode(ctx, sp.dates(), workers, schema.EncoderOptions{}, func(d lake.Date, p *spillPart) error {

@@ -45,6 +45,40 @@ func (r *Runner) warnCoverage(rc ReportConfig, run string, c *lake.Commit) {
 		"report", rc.Name, "run", run, "rows", c.Uncovered, "period", rc.Template.DateRange.ReportPeriod)
 }
 
+// errReadingChanged: a run's file showed that the dataset's files follow
+// the other reading of LastNDays; the switch is recorded and the report's
+// runs must be planned again (see coverage). Nothing of the run was
+// committed.
+var errReadingChanged = errors.New("the report's files follow the other reading of LastNDays: its runs are planned again")
+
+// learnReading records the other reading of LastNDays for the dataset
+// when the run's in-window rows all fall within the other reading's days
+// and not within those of the reading in force (see coverage), and
+// reports whether it did.
+func (r *Runner) learnReading(ctx context.Context, rc ReportConfig, run string, rt *router) (bool, error) {
+	j := rt.j
+	if !rc.Dated() || rt.newest == noDate || (rt.oldest >= j.first && rt.newest <= j.last) {
+		return false, nil
+	}
+	shift := lake.Date(1)
+	if j.endsOnRunDay {
+		shift = -1
+	}
+	if rt.oldest < j.first+shift || rt.newest > j.last+shift {
+		return false, nil // neither reading: counted and kept by the rules in force
+	}
+	if err := r.fence(ctx); err != nil {
+		return false, err
+	}
+	rec := lake.Coverage{Dataset: rc.Name, EndsOnRunDay: !j.endsOnRunDay}
+	if err := lake.PutJSON(ctx, r.Sink, lake.CoverageKey(rc.Name), rec); err != nil {
+		return false, fmt.Errorf("write coverage record: %w", err)
+	}
+	r.Log.Warn("the report's files follow the other reading of LastNDays: recorded in the lake, and the report's runs are planned again",
+		"report", rc.Name, "run", run, "ends_on_run_day", rec.EndsOnRunDay, "rows_outside_coverage", rt.c.Uncovered)
+	return true, nil
+}
+
 // leftOut returns the owned dates a run does not empty although it has no
 // rows for them: when the file's newest in-window date is k days past the
 // run's assumed coverage, the file covers days shifted by k (LastNDays

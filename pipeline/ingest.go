@@ -92,8 +92,14 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 			},
 		}
 		sp.speculate(ctx, r.Config.Parquet.encoders(), opts)
-		rt := &router{c: &res.commit, w: w, j: j, newest: noDate}
+		rt := newRouter(&res.commit, w, j)
 		if err := r.split(ctx, cr, file, layout, sp, rt); err != nil {
+			return res, err
+		}
+		if switched, err := r.learnReading(ctx, rc, run, rt); err != nil || switched {
+			if err == nil {
+				err = fmt.Errorf("%s: %w", file, errReadingChanged)
+			}
 			return res, err
 		}
 		if err := r.putQuarantine(ctx, rc.Name, reportID, run, sp); err != nil {
@@ -256,9 +262,13 @@ type router struct {
 	c *lake.Commit
 	w lake.Window
 	j job
-	// newest is the newest in-window date of any row (noDate if none):
-	// the file's own word on the days it covers.
-	newest lake.Date
+	// oldest and newest are the oldest and newest in-window dates of any
+	// row (noDate if none): the file's own word on the days it covers.
+	oldest, newest lake.Date
+}
+
+func newRouter(c *lake.Commit, w lake.Window, j job) *router {
+	return &router{c: c, w: w, j: j, oldest: noDate, newest: noDate}
 }
 
 // keep reports whether a row dated d is kept (written, or quarantined if
@@ -270,6 +280,9 @@ func (rt *router) keep(d lake.Date) bool {
 	if !rt.w.Contains(d) {
 		rt.c.TooOld++
 		return false
+	}
+	if rt.newest == noDate || d < rt.oldest {
+		rt.oldest = d
 	}
 	rt.newest = max(rt.newest, d)
 	if d < rt.j.first || d > rt.j.last {

@@ -193,7 +193,7 @@ func TestSplitCountsEveryRow(t *testing.T) {
 	l, sp := testSpill(t, header...)
 	r := &Runner{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var c lake.Commit
-	if err := r.split(t.Context(), cr, "test", l, sp, &router{c: &c, w: w, j: j, newest: noDate}); err != nil {
+	if err := r.split(t.Context(), cr, "test", l, sp, newRouter(&c, w, j)); err != nil {
 		t.Fatal(err)
 	}
 	want := lake.Commit{Rows: 2, Bad: 3, TooOld: 4, Superseded: 3}

@@ -121,6 +121,15 @@ type SchemaChange struct {
 	Missing []string `json:"missing,omitempty"` // known columns this run lacks (NULL in its rows)
 }
 
+// Coverage records which reading of LastNDays a dataset's report files
+// follow, as learned from their dates: the N days before the run's day
+// (the documented reading, and the default) or the N days ending with it.
+// It holds no data, so it is kept outside retention, at CoverageKey.
+type Coverage struct {
+	Dataset      string `json:"dataset"`
+	EndsOnRunDay bool   `json:"ends_on_run_day"`
+}
+
 // Binding remembers which template and schedule serve a configured report,
 // so a changed template is edited in place rather than duplicated. It
 // holds ids only.

@@ -44,6 +44,9 @@ func newMetrics() *metrics {
 		"hdc_retention_unrecognised_items":      "gauge Objects under the lake that cannot be dated (a person must look).",
 		"hdc_retention_incomplete_uploads":      "gauge Incomplete multipart uploads of dead writers left after the last purge or check.",
 		"hdc_retention_check_errors_total":      "counter Purges or checks that could not read the store.",
+		"hdc_runs_held_back_total":              "counter Runs held back because they would empty or sharply shrink partitions an older run filled (limits.max_shrink).",
+		"hdc_rows_outside_coverage_total":       "counter Rows dated in the window but outside the days their run is taken to cover.",
+		"hdc_rows_bad_not_quarantined_total":    "counter Bad rows past the quarantine's byte cap (counted, not kept).",
 	} {
 		m.help[name] = h
 	}
@@ -78,6 +81,9 @@ func (m *metrics) observeCycle(s *pipeline.Summary, err error) {
 	m.add("hdc_rows_bad_total", float64(s.RowsBad))
 	m.add("hdc_bytes_written_total", float64(s.Bytes))
 	m.add("hdc_objects_purged_total", float64(s.ObjectsPurged))
+	m.add("hdc_runs_held_back_total", float64(s.RunsHeldBack))
+	m.add("hdc_rows_outside_coverage_total", float64(s.RowsOutsideCoverage))
+	m.add("hdc_rows_bad_not_quarantined_total", float64(s.RowsBadNotQuarantined))
 	if d, perr := time.ParseDuration(s.Duration); perr == nil {
 		m.values["hdc_cycle_duration_seconds"] = d.Seconds()
 	}

@@ -108,3 +108,26 @@ func TestExitCodeHeldBack(t *testing.T) {
 		t.Errorf("exit %d, want %d", got, exitPartial)
 	}
 }
+
+// TestLimitsConfig: the limits block is read from the config file, with
+// defaults for what it leaves out, and bad values name their key.
+func TestLimitsConfig(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, validBody+"limits: {max_record_bytes: 1048576, quarantine_bytes: 131072, max_shrink: 0.2, accept_shrink: true}\n"), env(map[string]string{"HDC_CLIENT_SECRET": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipeline.LimitsConfig{MaxRecordBytes: 1 << 20, QuarantineBytes: 128 << 10, MaxUnknownColumns: pipeline.DefaultMaxUnknownColumns, MaxShrink: 0.2, AcceptShrink: true}
+	if cfg.Pipeline.Limits != want {
+		t.Errorf("limits %+v, want %+v", cfg.Pipeline.Limits, want)
+	}
+	for body, key := range map[string]string{
+		"limits: {max_record_bytes: 100}\n":   "limits.max_record_bytes",
+		"limits: {quarantine_bytes: 10}\n":    "limits.quarantine_bytes",
+		"limits: {max_shrink: 1.5}\n":         "limits.max_shrink",
+		"limits: {max_unknown_columns: -1}\n": "limits.max_unknown_columns",
+	} {
+		if _, err := LoadConfig(writeConfig(t, validBody+body), env(map[string]string{"HDC_CLIENT_SECRET": "s"})); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: err = %v", strings.TrimSpace(body), err)
+		}
+	}
+}

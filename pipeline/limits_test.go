@@ -218,8 +218,14 @@ func (c *countingSink) Put(ctx context.Context, key string, r io.Reader) error {
 // under limits.quarantine_bytes, the rows past it counted, and the next
 // cycle, failing again, does not write it again.
 func TestRandomBodyQuarantineCapped(t *testing.T) {
+	for _, delim := range []rune{'\t', ','} {
+		t.Run(map[rune]string{'\t': "tsv", ',': "csv"}[delim], func(t *testing.T) { testRandomBody(t, delim) })
+	}
+}
+
+func testRandomBody(t *testing.T, delim rune) {
 	const capBytes = 64 << 10
-	h := newHarness(t, emulator.Options{RowsPerDay: 30, Shapes: emulator.FileShapes{From: newestRun, RandomBody: 4 << 20}})
+	h := newHarness(t, emulator.Options{RowsPerDay: 30, Delimiter: delim, Shapes: emulator.FileShapes{From: newestRun, RandomBody: 4 << 20}})
 	h.runner.Config.Limits.QuarantineBytes = capBytes
 	h.runner.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	sum, err := h.runner.Run(context.Background())

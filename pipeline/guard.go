@@ -109,8 +109,8 @@ type shrink struct {
 	oldRun   string
 }
 
-// checkShrink compares each partition the run would write (rows in sp, or
-// none for an owned date not in leave) with what an older run left there.
+// checkShrink compares each partition the run would write (rows in sp, if
+// any, or none for an owned date not in leave) with what an older run left there.
 // A partition emptied, or cut by more than limits.max_shrink, holds the
 // run back: checkShrink returns those partitions and warns, and the run
 // commits nothing. limits.accept_shrink lets it commit, with a warning.
@@ -122,9 +122,11 @@ func (r *Runner) checkShrink(ctx context.Context, dataset, run string, j job, sp
 			dates[d] = 0
 		}
 	}
-	for d, p := range sp.parts {
-		if j.owns[d] || j.keeps[d] {
-			dates[d] = p.rows
+	if sp != nil {
+		for d, p := range sp.parts {
+			if j.owns[d] || j.keeps[d] {
+				dates[d] = p.rows
+			}
 		}
 	}
 	for d, rows := range dates {

@@ -59,6 +59,9 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 	header, err := cr.Read()
 	switch {
 	case errors.Is(err, io.EOF): // an empty file: no rows for any date
+		if res.heldBack, err = r.checkShrink(ctx, rc.Name, run, j, nil, nil); err != nil || len(res.heldBack) > 0 {
+			return res, err
+		}
 	case err != nil:
 		return res, fmt.Errorf("%s: read header: %w", file, scrubCSV(err))
 	default:

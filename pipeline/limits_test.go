@@ -94,18 +94,35 @@ func TestRowsOutsideCoverageKept(t *testing.T) {
 	checkAgainstTruth(t, h)
 }
 
-// TestShrinkingRunHeldBack: a newer run that is header-only, or whose
-// dates all fall out of the window, would empty the partitions an older
-// run filled: it is held back (reported, nothing committed, the data
-// stays) on every cycle until the operator accepts it.
+// zeroBodyAPI serves the files of runs at or after from as zero bytes.
+type zeroBodyAPI struct {
+	*devcenter.Client
+	from time.Time
+}
+
+func (c zeroBodyAPI) Download(ctx context.Context, link string) (io.ReadCloser, error) {
+	if strings.Contains(link, c.from.Format("20060102150405")) {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	return c.Client.Download(ctx, link)
+}
+
+// TestShrinkingRunHeldBack: a newer run that is header-only, zero bytes,
+// or whose dates all fall out of the window, would empty the partitions
+// an older run filled: it is held back (reported, nothing committed, the
+// data stays) on every cycle until the operator accepts it.
 func TestShrinkingRunHeldBack(t *testing.T) {
 	next := newestRun.Add(24 * time.Hour)
 	for name, shapes := range map[string]emulator.FileShapes{
-		"empty":         {From: next, Empty: true},
+		"header only":   {From: next, Empty: true},
+		"zero bytes":    {},
 		"dates shifted": {From: next, ShiftDays: -60},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, emulator.Options{RowsPerDay: 30, Shapes: shapes})
+			if name == "zero bytes" {
+				h.runner.API = zeroBodyAPI{h.client, next}
+			}
 			h.run(t)
 			h.clock.Advance(24 * time.Hour)
 			before := lakeStats(t, h.lakeDir, "ihv_driver")

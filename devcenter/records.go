@@ -395,7 +395,7 @@ type lineFeed struct {
 	r       *RecordReader
 	pending []byte
 	lines   int // lines given to cr
-	fed     int // bytes of the record being read, beyond the pending line
+	fed     int // bytes of the record being read, its first line included
 	err     error
 }
 

@@ -32,6 +32,8 @@ type Config struct {
 	Retention Retention      `yaml:"retention"`
 	Parquet   ParquetConfig  `yaml:"parquet"`
 	BadRows   BadRowsConfig  `yaml:"bad_rows"`
+	// Limits bound what one report file may cost, whatever it holds.
+	Limits LimitsConfig `yaml:"limits"`
 	// Cabs configures mirroring crash-dump cabs into the lake (see
 	// cabmirror.Config).
 	Cabs cabmirror.Config `yaml:"cabs"`
@@ -81,6 +83,44 @@ type BadRowsConfig struct {
 	// fails).
 	MaxFraction float64 `yaml:"max_fraction"`
 }
+
+// LimitsConfig bounds what one report file may cost and change: memory per
+// record, quarantine bytes, undocumented columns, and how far a newer run
+// may shrink the partitions an older run filled. Zero values take the
+// defaults.
+type LimitsConfig struct {
+	// MaxRecordBytes is the longest record (line, or quoted record over
+	// several lines) read whole; default 16 MiB. A longer one is
+	// quarantined as "record too long", truncated to its first 4 KiB, and
+	// read past without being held in memory.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// QuarantineBytes caps the quarantine object of one run and date;
+	// default 16 MiB, at least 64 KiB. Bad rows past it are counted
+	// (rows_bad_not_quarantined) but not kept.
+	QuarantineBytes int64 `yaml:"quarantine_bytes"`
+	// MaxUnknownColumns is how many columns the dataset does not document
+	// a report file may add; default 64. A file with more fails before
+	// anything of it is committed, and the schema record stays as it was.
+	MaxUnknownColumns int `yaml:"max_unknown_columns"`
+	// MaxShrink is the share of a partition's rows a newer run may drop;
+	// default 0.5, 1 turns the check off. A run that would empty a
+	// partition an older run filled, or cut its rows by more than this,
+	// is held back (see Runner.Run): reported, nothing of it committed,
+	// and tried again by the next cycle.
+	MaxShrink float64 `yaml:"max_shrink"`
+	// AcceptShrink commits such runs anyway (the operator has checked the
+	// shrink); `hdc-export run --accept-shrink` sets it for one run.
+	AcceptShrink bool `yaml:"accept_shrink"`
+}
+
+// Default limits (see LimitsConfig).
+const (
+	DefaultMaxRecordBytes    = devcenter.DefaultMaxRecord
+	DefaultQuarantineBytes   = 16 << 20
+	DefaultMaxUnknownColumns = 64
+	DefaultMaxShrink         = 0.5
+	minQuarantineBytes       = 64 << 10
+)
 
 // ParquetConfig tunes the data files.
 type ParquetConfig struct {
@@ -145,6 +185,18 @@ func (c *Config) SetDefaults() {
 	if c.BadRows.MaxFraction == 0 {
 		c.BadRows.MaxFraction = 0.01
 	}
+	if c.Limits.MaxRecordBytes == 0 {
+		c.Limits.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if c.Limits.QuarantineBytes == 0 {
+		c.Limits.QuarantineBytes = DefaultQuarantineBytes
+	}
+	if c.Limits.MaxUnknownColumns == 0 {
+		c.Limits.MaxUnknownColumns = DefaultMaxUnknownColumns
+	}
+	if c.Limits.MaxShrink == 0 {
+		c.Limits.MaxShrink = DefaultMaxShrink
+	}
 	c.Cabs.SetDefaults()
 }
 
@@ -169,6 +221,18 @@ func (c *Config) Validate() error {
 	}
 	if !(c.BadRows.MaxFraction >= 0 && c.BadRows.MaxFraction <= 1) {
 		errs = append(errs, fmt.Errorf("bad_rows.max_fraction: %v is outside 0..1", c.BadRows.MaxFraction))
+	}
+	if c.Limits.MaxRecordBytes < devcenter.RecordPrefix {
+		errs = append(errs, fmt.Errorf("limits.max_record_bytes: %d is below %d", c.Limits.MaxRecordBytes, devcenter.RecordPrefix))
+	}
+	if c.Limits.QuarantineBytes < minQuarantineBytes {
+		errs = append(errs, fmt.Errorf("limits.quarantine_bytes: %d is below %d", c.Limits.QuarantineBytes, minQuarantineBytes))
+	}
+	if c.Limits.MaxUnknownColumns < 0 {
+		errs = append(errs, fmt.Errorf("limits.max_unknown_columns: %d is negative", c.Limits.MaxUnknownColumns))
+	}
+	if !(c.Limits.MaxShrink > 0 && c.Limits.MaxShrink <= 1) {
+		errs = append(errs, fmt.Errorf("limits.max_shrink: %v is outside (0, 1]", c.Limits.MaxShrink))
 	}
 	if _, err := schema.Codec(c.Parquet.Compression); err != nil {
 		errs = append(errs, fmt.Errorf("parquet.compression: %w", err))

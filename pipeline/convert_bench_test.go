@@ -42,7 +42,7 @@ func BenchmarkConvert(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := lake.NewWindow(now, 90)
-	j := job{run: run, owns: map[lake.Date]bool{}}
+	j := job{run: run, owns: map[lake.Date]bool{}, first: w.First, last: lake.DateOf(now)}
 	for d := w.First; d <= lake.DateOf(now); d++ {
 		j.owns[d] = true
 	}
@@ -67,7 +67,7 @@ func BenchmarkConvert(b *testing.B) {
 		workers := ParquetConfig{}.encoders() // follows -cpu
 		var c lake.Commit
 		sp.speculate(ctx, workers, schema.EncoderOptions{})
-		if err := r.split(ctx, cr, "bench", layout, sp, j, w, w.First, &c); err != nil {
+		if err := r.split(ctx, cr, "bench", layout, sp, newRouter(&c, w, j)); err != nil {
 			b.Fatal(err)
 		}
 		err = sp.encode(ctx, sp.dates(), workers, schema.EncoderOptions{}, func(d lake.Date, p *spillPart) error {

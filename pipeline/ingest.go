@@ -26,6 +26,9 @@ type runResult struct {
 	widened    *lake.DatasetSchema // the dataset's record, to store once committed
 	partitions int
 	bytes      int64
+	// heldBack lists the partitions that made the run held back (see
+	// checkShrink): nothing of it was committed.
+	heldBack []shrink
 }
 
 // ingest downloads one run, converts its rows into date partitions, writes
@@ -50,13 +53,18 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 	if err != nil {
 		return res, err
 	}
+	cr.SetMaxRecord(r.Config.Limits.MaxRecordBytes)
 	defer cr.ReadAhead()() // runs before the deferred body.Close, which ends a read that hangs
 	file := fmt.Sprintf("report %d run %s", reportID, run)
 
 	var layout *schema.Layout
+	var leave map[lake.Date]bool // owned dates the file shows it does not cover
 	header, err := cr.Read()
 	switch {
 	case errors.Is(err, io.EOF): // an empty file: no rows for any date
+		if res.heldBack, err = r.checkShrink(ctx, rc.Name, run, j, nil, nil); err != nil || len(res.heldBack) > 0 {
+			return res, err
+		}
 	case err != nil:
 		return res, fmt.Errorf("%s: read header: %w", file, scrubCSV(err))
 	default:
@@ -65,6 +73,9 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		}
 		if layout, err = schema.Bind(ds, header); err != nil {
 			return res, fmt.Errorf("%s: %w", file, err)
+		}
+		if err := r.checkUnknownColumns(file, layout); err != nil {
+			return res, err
 		}
 		if layout.Dated() != rc.Dated() {
 			return res, fmt.Errorf("%s: the file's header and the template disagree on %s: nothing of this run is committed", file, schema.DateSource)
@@ -77,6 +88,7 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 			return res, err
 		}
 		defer sp.close()
+		sp.quarantineCap = r.Config.Limits.QuarantineBytes
 		opts := schema.EncoderOptions{
 			Compression:  r.Config.Parquet.Compression,
 			RowGroupRows: r.Config.Parquet.RowGroupRows,
@@ -86,14 +98,25 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 			},
 		}
 		sp.speculate(ctx, r.Config.Parquet.encoders(), opts)
-		first, _ := coverage(rc, j.run)
-		if err := r.split(ctx, cr, file, layout, sp, j, w, first, &res.commit); err != nil {
+		rt := newRouter(&res.commit, w, j)
+		if err := r.split(ctx, cr, file, layout, sp, rt); err != nil {
+			return res, err
+		}
+		if switched, err := r.learnReading(ctx, rc, run, rt); err != nil || switched {
+			if err == nil {
+				err = fmt.Errorf("%s: %w", file, errReadingChanged)
+			}
 			return res, err
 		}
 		if err := r.putQuarantine(ctx, rc.Name, reportID, run, sp); err != nil {
 			return res, err
 		}
 		if err := r.checkBadRows(file, &res.commit); err != nil {
+			return res, err
+		}
+		r.warnCoverage(rc, run, &res.commit)
+		leave = r.leftOut(rc, run, rt)
+		if res.heldBack, err = r.checkShrink(ctx, rc.Name, run, j, sp, leave); err != nil || len(res.heldBack) > 0 {
 			return res, err
 		}
 		err = sp.encode(ctx, sp.dates(), r.Config.Parquet.encoders(), opts, func(d lake.Date, part *spillPart) error {
@@ -105,7 +128,7 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 	}
 	// Owned dates without rows in this run: the run says they have none.
 	for d := range j.owns {
-		if !slices.Contains(res.commit.Partitions, d.String()) {
+		if !slices.Contains(res.commit.Partitions, d.String()) && !leave[d] {
 			if err := r.commitOwned(ctx, rc.Name, reportID, run, d, layout, nil, &res); err != nil {
 				return res, err
 			}
@@ -142,14 +165,15 @@ func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devce
 }
 
 // split reads every record, types it, and routes it to its date's spill
-// file. Rows of dates outside the window or owned by a newer run are
-// counted and dropped. Rows that do not parse are quarantined under their
-// failure date, or under first (the oldest date the run covers; an undated
+// file (see router). Rows that do not parse are quarantined under their
+// failure date, or under the oldest date the run covers (an undated
 // report's only date) when the date itself is unreadable; the first error
-// is logged by line and column, never by value. Three goroutines overlap:
-// the download and its decompression (the reader's read-ahead), finding
-// the records (readRecords), and typing and spilling them (split).
-func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file string, layout *schema.Layout, sp *spill, j job, w lake.Window, first lake.Date, c *lake.Commit) error {
+// is logged by line and column, never by value. A record longer than
+// limits.max_record_bytes is quarantined as too long, by its prefix. Three
+// goroutines overlap: the download and its decompression (the reader's
+// read-ahead), finding the records (readRecords), and typing and spilling
+// them (split).
+func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file string, layout *schema.Layout, sp *spill, rt *router) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches, free := make(chan *recordBatch, 4), make(chan *recordBatch, 5)
@@ -167,7 +191,7 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 			// A record dropped for its date alone is not typed, nor even
 			// split if it came unsplit.
 			if rec.unsplit {
-				if date, ok := devcenter.Field(rec.raw, comma, di); ok && dropByDate(c, date, w, j) {
+				if date, ok := devcenter.Field(rec.raw, comma, di); ok && rt.dropByDate(date) {
 					continue
 				}
 				fields = devcenter.AppendFields(fields[:0], rec.raw, comma)
@@ -179,14 +203,18 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 					r.progressRows(n - 1) // the run's final count (EOF is not a row)
 					return nil
 				case bad:
-					if err := r.badRow(c, file, sp, first, w, j, &schema.FieldError{Line: pe.StartLine, Err: pe.Err}, nil, layout); err != nil {
+					var prefix []string
+					if errors.Is(pe.Err, devcenter.ErrRecordTooLong) && len(rec.fields) > 0 {
+						prefix = rec.fields[:len(rec.fields)-1] // the last field is cut short
+					}
+					if err := r.badRow(rt, file, sp, &schema.FieldError{Line: pe.StartLine, Err: tooLongReason(pe)}, prefix, layout); err != nil {
 						return err
 					}
 					continue
 				case rec.err != nil:
 					return fmt.Errorf("%s: read: %w", file, scrubCSV(rec.err))
 				}
-				if di >= 0 && di < len(rec.fields) && dropByDate(c, rec.fields[di], w, j) {
+				if di >= 0 && di < len(rec.fields) && rt.dropByDate(rec.fields[di]) {
 					continue
 				}
 			}
@@ -198,28 +226,23 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 				if !errors.As(err, &fe) {
 					return fmt.Errorf("%s: %w", file, err)
 				}
-				if err := r.badRow(c, file, sp, first, w, j, fe, rec.fields, layout); err != nil {
+				if err := r.badRow(rt, file, sp, fe, rec.fields, layout); err != nil {
 					return err
 				}
 				continue
 			}
 			date := lake.Date(d)
 			if !layout.Dated() {
-				date = first // the run's own date
+				date = rt.j.first // the run's own date
 			}
-			switch {
-			case !w.Contains(date):
-				c.TooOld++
-			case !j.owns[date]:
-				c.Superseded++
-			default:
+			if rt.keep(date) {
 				if err := sp.write(date, buf); err != nil {
 					return err
 				}
 				if err := sp.moved(date); err != nil {
 					return err
 				}
-				c.Rows++
+				rt.c.Rows++
 			}
 		}
 		select {
@@ -230,24 +253,77 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 	return ctx.Err() // the reader stopped early: the context ended
 }
 
-// dropByDate reports whether a record is dropped for its failure date
-// alone: a date outside the window (counted in c.TooOld) or owned by a
-// newer run (c.Superseded). It decides as split and badRow would after
-// typing the whole record, good or bad, when the date parses; a record
-// without a readable date is left to them.
-func dropByDate(c *lake.Commit, date string, w lake.Window, j job) bool {
-	d, err := schema.ParseDate(date)
-	switch {
-	case err != nil:
-		return false
-	case !w.Contains(lake.Date(d)):
-		c.TooOld++
-		return true
-	case !j.owns[lake.Date(d)]:
-		c.Superseded++
-		return true
+// tooLongReason is the quarantine reason of a record the reader could not
+// take: its own, or for a record past the maximum, with the lines it
+// spanned.
+func tooLongReason(pe *csv.ParseError) error {
+	if !errors.Is(pe.Err, devcenter.ErrRecordTooLong) {
+		return pe.Err
 	}
-	return false
+	return fmt.Errorf("%w (lines %d to %d, over limits.max_record_bytes): only its first %d bytes are kept", pe.Err, pe.StartLine, pe.Line, devcenter.RecordPrefix)
+}
+
+// router decides, by its failure date, what becomes of each row of a run
+// (see keep), and counts in c the rows it does not keep.
+type router struct {
+	c *lake.Commit
+	w lake.Window
+	j job
+	// oldest and newest are the oldest and newest in-window dates of any
+	// row (noDate if none): the file's own word on the days it covers.
+	oldest, newest lake.Date
+}
+
+func newRouter(c *lake.Commit, w lake.Window, j job) *router {
+	return &router{c: c, w: w, j: j, oldest: noDate, newest: noDate}
+}
+
+// keep reports whether a row dated d is kept (written, or quarantined if
+// bad). Rows of dates outside the window are dropped (c.TooOld). Rows of
+// dates outside the run's assumed coverage are counted (c.Uncovered) and
+// kept if no newer run covers their date, else dropped. Rows of covered
+// dates a newer run owns are dropped (c.Superseded).
+func (rt *router) keep(d lake.Date) bool {
+	if !rt.w.Contains(d) {
+		rt.c.TooOld++
+		return false
+	}
+	if rt.newest == noDate || d < rt.oldest {
+		rt.oldest = d
+	}
+	rt.newest = max(rt.newest, d)
+	if d < rt.j.first || d > rt.j.last {
+		rt.c.Uncovered++
+		return rt.j.keeps[d]
+	}
+	if !rt.j.owns[d] {
+		rt.c.Superseded++
+		return false
+	}
+	return true
+}
+
+// dropByDate reports whether a record is dropped for its failure date
+// alone (see keep). It decides as split and badRow would after typing the
+// whole record, good or bad, when the date parses; a record without a
+// readable date is left to them.
+func (rt *router) dropByDate(date string) bool {
+	d, err := schema.ParseDate(date)
+	if err != nil {
+		return false
+	}
+	if rt.keep(lake.Date(d)) {
+		rt.undo(lake.Date(d)) // split or badRow counts it again
+		return false
+	}
+	return true
+}
+
+// undo takes back keep's count of a kept row of date d.
+func (rt *router) undo(d lake.Date) {
+	if d < rt.j.first || d > rt.j.last {
+		rt.c.Uncovered--
+	}
 }
 
 // badRecord reports whether err is a CSV error about one record (a bad
@@ -326,26 +402,33 @@ func readRecords(ctx context.Context, cr *devcenter.RecordReader, out chan<- *re
 	}
 }
 
-func (r *Runner) badRow(c *lake.Commit, file string, sp *spill, first lake.Date, w lake.Window, j job, fe *schema.FieldError, rec []string, layout *schema.Layout) error {
-	date, dated := first, false
+// badRow quarantines a bad record under its failure date if it has a
+// readable one it keeps (see router.keep), else under the run's first
+// date, and counts it in c.Bad (and c.BadNotKept past the quarantine's
+// cap).
+func (r *Runner) badRow(rt *router, file string, sp *spill, fe *schema.FieldError, rec []string, layout *schema.Layout) error {
+	date := rt.j.first
 	if di := layout.DateIndex(); di >= 0 && di < len(rec) {
 		if d, err := schema.ParseDate(rec[di]); err == nil {
-			date, dated = lake.Date(d), true
+			if date = lake.Date(d); !rt.keep(date) {
+				return nil // too old, or a newer run owns this date and its bad rows
+			}
 		}
 	}
-	switch {
-	case !w.Contains(date): // too old to keep, bad or not
-		c.TooOld++
-		return nil
-	case dated && !j.owns[date]: // a newer run owns this date and its bad rows
-		c.Superseded++
+	if !rt.w.Contains(date) { // too old to keep, bad or not
+		rt.c.TooOld++
 		return nil
 	}
+	c := rt.c
 	c.Bad++
 	if c.Bad == 1 {
 		r.Log.Warn("bad row quarantined", "file", file, "error", fe.Error())
 	}
-	return sp.quarantine(date, fe, rec)
+	kept, err := sp.quarantine(date, fe, rec)
+	if !kept && err == nil {
+		c.BadNotKept++
+	}
+	return err
 }
 
 // putQuarantine stores the run's bad rows, per date, under
@@ -359,7 +442,16 @@ func (r *Runner) putQuarantine(ctx context.Context, dataset string, reportID dev
 		if err := r.fence(ctx); err != nil {
 			return err
 		}
-		if err := r.Sink.Put(ctx, lake.QuarantineKey(dataset, d, int64(reportID), run), q.f); err != nil {
+		key := lake.QuarantineKey(dataset, d, int64(reportID), run)
+		// A run that keeps failing (too many bad rows, say) is read again
+		// every cycle: its unchanged quarantine is not written again.
+		if same, err := sameObject(ctx, r.Sink, key, q.f); err != nil || same {
+			if err != nil {
+				return fmt.Errorf("read quarantine: %w", err)
+			}
+			continue
+		}
+		if err := r.Sink.Put(ctx, key, q.f); err != nil {
 			return fmt.Errorf("put quarantine: %w", err)
 		}
 	}

@@ -193,15 +193,30 @@ func brokenDownload(err error) bool {
 		errors.Is(err, devcenter.ErrLinkExpired) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// export ingests one reconciled report's pending runs, oldest first.
+// export ingests one reconciled report's pending runs, oldest first. When
+// a run's file shows that the report follows the other reading of
+// LastNDays (see coverage), the runs are planned again, once.
 func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter.ID, window lake.Window, sum *Summary) error {
+	err := r.exportPlan(ctx, rc, reportID, window, sum)
+	if errors.Is(err, errReadingChanged) {
+		err = r.exportPlan(ctx, rc, reportID, window, sum)
+	}
+	return err
+}
+
+// exportPlan plans a report's runs and ingests the pending ones.
+func (r *Runner) exportPlan(ctx context.Context, rc ReportConfig, reportID devcenter.ID, window lake.Window, sum *Summary) (err error) {
 	plan, err := r.plan(ctx, rc, reportID, window)
 	if err != nil {
 		return err
 	}
-	sum.RunsSeen += plan.seen
-	sum.RunsCommitted += plan.committed
-	sum.RunsSuperseded += plan.superseded
+	defer func() {
+		if !errors.Is(err, errReadingChanged) { // else the next plan counts them
+			sum.RunsSeen += plan.seen
+			sum.RunsCommitted += plan.committed
+			sum.RunsSuperseded += plan.superseded
+		}
+	}()
 	for _, job := range plan.jobs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -217,8 +232,17 @@ func (r *Runner) export(ctx context.Context, rc ReportConfig, reportID devcenter
 			res, err = r.ingest(ctx, rc, reportID, job, window)
 			return 0, err
 		})
+		if errors.Is(err, errReadingChanged) {
+			sum.RowsOutsideCoverage += res.commit.Uncovered
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("run %s: %w", lake.RunID(job.run.Time), tempSpaceHint(err, r.Config.TempDir))
+		}
+		if len(res.heldBack) > 0 {
+			sum.RunsHeldBack++
+			sum.PartitionsHeldBack += len(res.heldBack)
+			continue
 		}
 		sum.add(res)
 	}

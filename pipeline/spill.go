@@ -51,6 +51,8 @@ type spill struct {
 	// quarantined holds the rows that did not parse, per date, as TSV:
 	// line, column, reason, then the record's raw fields.
 	quarantined map[lake.Date]*quarantineFile
+	// quarantineCap bounds each quarantine file's bytes (0: no bound).
+	quarantineCap int64
 }
 
 type quarantineFile struct {
@@ -58,7 +60,15 @@ type quarantineFile struct {
 	f    *os.File
 	w    *csv.Writer
 	rows int64
+	// size bounds the bytes written so far (each record counted as if
+	// every byte needed quoting); dropped counts the rows past the cap.
+	size    int64
+	dropped int64
 }
+
+// quarantineTrailer is the room kept under the cap for the line that
+// counts the rows past it.
+const quarantineTrailer = 256
 
 // spillPart is one date's rows file and, after encode, its Parquet file.
 type spillPart struct {
@@ -147,35 +157,60 @@ func (s *spill) write(d lake.Date, row []byte) error {
 	return nil
 }
 
-// quarantine keeps a bad record for date d. The values stay in the temp
-// folder and then the lake's quarantine, under retention; they are never
-// logged.
-func (s *spill) quarantine(d lake.Date, fe *schema.FieldError, rec []string) error {
+// quarantine keeps a bad record for date d, unless that would take the
+// date's quarantine file past the cap: then the record is only counted,
+// and kept is false. The values stay in the temp folder and then the
+// lake's quarantine, under retention; they are never logged.
+func (s *spill) quarantine(d lake.Date, fe *schema.FieldError, rec []string) (kept bool, err error) {
 	q, ok := s.quarantined[d]
 	if !ok {
 		path := filepath.Join(s.dir, "quarantine-"+d.String()+".tsv")
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 		if err != nil {
-			return fmt.Errorf("create quarantine file: %w", err)
+			return false, fmt.Errorf("create quarantine file: %w", err)
 		}
 		q = &quarantineFile{path: path, f: f, w: csv.NewWriter(f)}
 		q.w.Comma = '\t'
-		if err := q.w.Write([]string{"line", "column", "reason", "fields..."}); err != nil {
-			return fmt.Errorf("write quarantine file: %w", err)
+		head := []string{"line", "column", "reason", "fields..."}
+		if err := q.w.Write(head); err != nil {
+			return false, fmt.Errorf("write quarantine file: %w", err)
 		}
+		q.size = recordSize(head)
 		s.quarantined[d] = q
 	}
-	reason := fe.Err.Error()
-	if err := q.w.Write(append([]string{strconv.Itoa(fe.Line), fe.Column, reason}, rec...)); err != nil {
-		return fmt.Errorf("write quarantine file: %w", err)
+	row := append([]string{strconv.Itoa(fe.Line), fe.Column, fe.Err.Error()}, rec...)
+	size := recordSize(row)
+	if s.quarantineCap > 0 && q.size+size > s.quarantineCap-quarantineTrailer {
+		q.dropped++
+		return false, nil
 	}
+	if err := q.w.Write(row); err != nil {
+		return false, fmt.Errorf("write quarantine file: %w", err)
+	}
+	q.size += size
 	q.rows++
-	return nil
+	return true, nil
+}
+
+// recordSize bounds the bytes csv.Writer writes for rec: each field
+// quoted, each byte doubled, a separator and the line end.
+func recordSize(rec []string) int64 {
+	n := int64(0)
+	for _, f := range rec {
+		n += 2*int64(len(f)) + 3
+	}
+	return n + 2
 }
 
 // finishQuarantine flushes the quarantine files and rewinds them.
 func (s *spill) finishQuarantine() error {
 	for _, q := range s.quarantined {
+		if q.dropped > 0 {
+			note := fmt.Sprintf("%d more bad rows of this date are not kept here: the quarantine reached limits.quarantine_bytes (%d bytes)", q.dropped, s.quarantineCap)
+			if err := q.w.Write([]string{"", "", note}); err != nil {
+				return fmt.Errorf("write quarantine file: %w", err)
+			}
+		}
 		q.w.Flush()
 		if err := q.w.Error(); err != nil {
 			return fmt.Errorf("write quarantine file: %w", err)

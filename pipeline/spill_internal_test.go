@@ -167,7 +167,8 @@ func TestSpillEncodeReturnsWhenCancelled(t *testing.T) {
 // rest of it types; only bad rows of owned dates are quarantined.
 func TestSplitCountsEveryRow(t *testing.T) {
 	w := lake.Window{First: mustDate(t, "2026-11-10"), Last: mustDate(t, "2026-11-13")}
-	j := job{owns: map[lake.Date]bool{mustDate(t, "2026-11-10"): true, mustDate(t, "2026-11-11"): true}}
+	j := job{owns: map[lake.Date]bool{mustDate(t, "2026-11-10"): true, mustDate(t, "2026-11-11"): true},
+		first: mustDate(t, "2026-11-10"), last: mustDate(t, "2026-11-12")}
 	// 2026-11-12 is in the window but a newer run owns it.
 	report := strings.Join([]string{
 		"FailureDate\tEventCount\tOEMName",
@@ -192,7 +193,7 @@ func TestSplitCountsEveryRow(t *testing.T) {
 	l, sp := testSpill(t, header...)
 	r := &Runner{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var c lake.Commit
-	if err := r.split(t.Context(), cr, "test", l, sp, j, w, w.First, &c); err != nil {
+	if err := r.split(t.Context(), cr, "test", l, sp, newRouter(&c, w, j)); err != nil {
 		t.Fatal(err)
 	}
 	want := lake.Commit{Rows: 2, Bad: 3, TooOld: 4, Superseded: 3}

@@ -20,6 +20,16 @@ type Summary struct {
 	RowsTooOld     int64     `json:"rows_outside_window"`
 	RowsSuperseded int64     `json:"rows_superseded"`
 	RowsBad        int64     `json:"rows_bad"`
+	// Ingest checks (see LimitsConfig and coverage): rows dated in the
+	// window but outside the days their run is taken to cover (kept, and
+	// in rows_written, when no newer run covers their date); bad rows past
+	// the quarantine's cap (counted, not kept); runs held back because
+	// they would empty or sharply shrink partitions an older run filled
+	// (nothing of them committed; the next cycle tries them again).
+	RowsOutsideCoverage   int64 `json:"rows_outside_coverage"`
+	RowsBadNotQuarantined int64 `json:"rows_bad_not_quarantined"`
+	RunsHeldBack          int   `json:"runs_held_back"`
+	PartitionsHeldBack    int   `json:"partitions_held_back"`
 
 	// Cabs (see Runner.Mirror): counts only, never CabIdHash values.
 	CabsMirrored       int   `json:"cabs_mirrored"`
@@ -56,6 +66,11 @@ type Summary struct {
 	Purged  []Partition `json:"partitions_purged"`
 }
 
+// LeftWork reports whether a cycle that returned no error still left
+// something undone that an operator must hear of: a cab refused or failed,
+// or a newer run held back by the shrink guard. Such a cycle exits 3.
+func (s *Summary) LeftWork() bool { return s.CabsIncomplete() || s.RunsHeldBack > 0 }
+
 // NothingToDo reports whether the cycle found no new run, mirrored no cab
 // and purged nothing, and no cab was refused or failed.
 func (s *Summary) NothingToDo() bool {
@@ -77,6 +92,8 @@ func (s *Summary) add(r runResult) {
 	s.RowsSuperseded += r.commit.Superseded
 	s.RowsBad += r.commit.Bad
 	s.noteChanged(r.commit.Dataset, r.commit.Partitions)
+	s.RowsOutsideCoverage += r.commit.Uncovered
+	s.RowsBadNotQuarantined += r.commit.BadNotKept
 }
 
 // addCabs adds the counts of a cab stage run.

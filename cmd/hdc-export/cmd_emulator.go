@@ -35,6 +35,11 @@ func cmdEmulator(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Float64Var(&o.CabFaults.OffAllowlistRate, "cab-off-allowlist-rate", 0, "fraction of cabs whose download redirects to a host off any allowlist")
 	fs.Float64Var(&o.CabFaults.CorruptRate, "cab-corrupt-rate", 0, "fraction of cabs served with bytes that fail their reported MD5")
 	fs.IntVar(&o.CabFaults.CorruptAttempts, "cab-corrupt-attempts", 0, "corrupt only a cab's first N downloads (0: every download)")
+	fs.Int64Var(&o.Shapes.HugeLine, "huge-line", 0, "put one line of this many bytes after each report file's header (streamed)")
+	fs.BoolVar(&o.Shapes.HugeLineQuoted, "huge-line-quoted", false, "open the huge line with a quote that is never closed")
+	fs.Int64Var(&o.Shapes.RandomBody, "random-body", 0, "replace each report file's rows with this many random bytes (streamed)")
+	fs.IntVar(&o.Shapes.ExtraColumns, "extra-columns", 0, "add this many undocumented columns to each report file")
+	fs.BoolVar(&o.Shapes.CoverageEndsOnRunDay, "coverage-ends-on-run-day", false, "read LastNDays as the N days ending with the run's day")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}

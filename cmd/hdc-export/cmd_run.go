@@ -33,6 +33,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	mf := metricsFlags(fs)
 	detailed := fs.Bool("detailed-exitcode", false, "exit 4 when another runner holds the lease and 5 when there was nothing new (else both exit 0)")
+	acceptShrink := fs.Bool("accept-shrink", false, "commit runs that empty or sharply shrink partitions an older run filled (limits.max_shrink), which are otherwise held back")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -45,6 +46,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return exitFailed, err // run() maps a usageError to exitUsage
 	}
 	defer env.close()
+	if *acceptShrink {
+		cfg.Pipeline.Limits.AcceptShrink = true
+	}
 
 	m := newMetrics(cfg.Pipeline.Retention.Days)
 	c := newCycler(cfg, env, log, m)

@@ -35,8 +35,8 @@ func exitCode(sum *pipeline.Summary, err error, reports int) int {
 	switch {
 	case errors.Is(err, pipeline.ErrLeaseHeld):
 		return exitLeaseHeld
-	case err == nil && sum != nil && sum.CabsIncomplete():
-		return exitPartial // every report landed, some cabs did not
+	case err == nil && sum != nil && sum.LeftWork():
+		return exitPartial // a cab refused or failed, or a run held back
 	case err == nil && sum != nil && sum.NothingToDo():
 		return exitNothingNew
 	case err == nil:

@@ -45,13 +45,15 @@ type metrics struct {
 	runsIngested prometheus.Counter
 	rowsWritten  prometheus.Counter
 	rowsBad      prometheus.Counter
-	bytesWritten prometheus.Counter
-	cabs         *prometheus.CounterVec // outcome, reason
-	cabBytes     prometheus.Counter
-	purged       prometheus.Counter
-	purgeItems   *prometheus.CounterVec // outcome, reason
-	errors       *prometheus.CounterVec // kind
-	checkErrors  prometheus.Counter
+	// Ingest checks (see pipeline.LimitsConfig).
+	runsHeldBack, rowsUncovered, rowsBadNotKept prometheus.Counter
+	bytesWritten                                prometheus.Counter
+	cabs                                        *prometheus.CounterVec // outcome, reason
+	cabBytes                                    prometheus.Counter
+	purged                                      prometheus.Counter
+	purgeItems                                  *prometheus.CounterVec // outcome, reason
+	errors                                      *prometheus.CounterVec // kind
+	checkErrors                                 prometheus.Counter
 
 	lastSuccess   *prometheus.GaugeVec // no labels: absent until known
 	lastCycle     *prometheus.GaugeVec // no labels
@@ -89,6 +91,9 @@ func newMetrics(retentionDays int) *metrics {
 	m.runsIngested = f.counter("hdc_runs_ingested_total", "Report runs ingested.").WithLabelValues()
 	m.rowsWritten = f.counter("hdc_rows_written_total", "Rows written to the lake.").WithLabelValues()
 	m.rowsBad = f.counter("hdc_rows_bad_total", "Rows that did not parse.").WithLabelValues()
+	m.runsHeldBack = f.counter("hdc_runs_held_back_total", "Runs held back because they would empty or sharply shrink partitions an older run filled (limits.max_shrink).").WithLabelValues()
+	m.rowsUncovered = f.counter("hdc_rows_outside_coverage_total", "Rows dated in the window but outside the days their run is taken to cover.").WithLabelValues()
+	m.rowsBadNotKept = f.counter("hdc_rows_bad_not_quarantined_total", "Bad rows past the quarantine's byte cap (counted, not kept).").WithLabelValues()
 	m.bytesWritten = f.counter("hdc_bytes_written_total", "Parquet bytes written.").WithLabelValues()
 	m.cabs = f.counter("hdc_cabs_total", "Cabs by outcome (mirrored, refused, failed, rejected, not_found, skipped_expired, deferred) and reason.", "outcome", "reason")
 	m.cabBytes = f.counter("hdc_cab_bytes_total", "Cab bytes mirrored.").WithLabelValues()
@@ -223,8 +228,8 @@ func cycleOutcome(s *pipeline.Summary, err error) string {
 	switch {
 	case errorsIsLeaseHeld(err):
 		return "lease_held"
-	case err == nil && s != nil && s.CabsIncomplete():
-		return "partial" // exit 3: every report landed, some cabs did not
+	case err == nil && s != nil && s.LeftWork():
+		return "partial" // exit 3: a cab refused or failed, or a run held back
 	case err == nil:
 		return "ok"
 	case s != nil && s.ReportsFailed > 0 && s.RunsIngested > 0:
@@ -263,6 +268,9 @@ func (m *metrics) observeCycle(s *pipeline.Summary, err error) {
 	m.runsIngested.Add(float64(s.RunsIngested))
 	m.rowsWritten.Add(float64(s.Rows))
 	m.rowsBad.Add(float64(s.RowsBad))
+	m.runsHeldBack.Add(float64(s.RunsHeldBack))
+	m.rowsUncovered.Add(float64(s.RowsOutsideCoverage))
+	m.rowsBadNotKept.Add(float64(s.RowsBadNotQuarantined))
 	m.bytesWritten.Add(float64(s.Bytes))
 	m.cabBytes.Add(float64(s.CabBytes))
 	m.lastCabs.Reset()

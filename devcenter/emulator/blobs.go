@@ -89,6 +89,10 @@ func (e *Emulator) serveReportBlob(w http.ResponseWriter, r *http.Request) {
 		writeBlobError(w, http.StatusNotFound, blobNotFound, msgNotFound)
 		return
 	}
+	if e.streamed(spec) {
+		e.serveStreamed(w, r, spec)
+		return
+	}
 	f, err := e.files.get(spec.key, func() ([]byte, error) { return e.renderReport(spec) })
 	if err != nil {
 		writeBlobError(w, http.StatusInternalServerError, blobInternal, err.Error())

@@ -126,6 +126,9 @@ type Options struct {
 	// CabFaults switches per-cab behaviours on: links off the allowlist,
 	// corrupt bytes (see CabFaults). SetCabFaults changes them later.
 	CabFaults CabFaults
+	// Shapes change what report files hold (see FileShapes); the zero
+	// value changes nothing.
+	Shapes FileShapes
 }
 
 // Emulator is the emulated service. It is safe for concurrent use.
@@ -249,6 +252,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if err := o.CabFaults.validate(); err != nil {
 		return o, fmt.Errorf("option CabFaults: %w", err)
+	}
+	if err := o.Shapes.validate(); err != nil {
+		return o, fmt.Errorf("option Shapes: %w", err)
 	}
 	switch {
 	case o.CabSizeMin < 0 || o.CabSizeMax < 0:

@@ -63,10 +63,10 @@ func (e *Emulator) renderReport(spec fileSpec) ([]byte, error) {
 	w := csv.NewWriter(out)
 	w.Comma = e.opts.Delimiter
 
-	if err := w.Write(spec.query.header()); err != nil {
+	if err := w.Write(e.shapeHeader(spec, spec.query.header())); err != nil {
 		return nil, fmt.Errorf("writing header of report %d: %w", spec.key.reportID, err)
 	}
-	if err := spec.query.run(e.reportRows(spec), e.badRows(spec.query.header(), w.Write)); err != nil {
+	if err := spec.query.run(e.reportRows(spec), e.badRows(spec.query.header(), e.shapeRow(spec, w.Write))); err != nil {
 		return nil, fmt.Errorf("writing rows of report %d: %w", spec.key.reportID, err)
 	}
 	w.Flush()
@@ -84,14 +84,20 @@ func (e *Emulator) renderReport(spec fileSpec) ([]byte, error) {
 // reportRows yields the rows a run sees before the template applies: for
 // each covered failure date, oldest first, the first rowsAtAge(age) rows of
 // that date, with ReportId set to the report's id. The record is reused
-// between iterations.
+// between iterations. Options.Shapes may change the covered dates, shift
+// them, or leave the file without rows.
 func (e *Emulator) reportRows(spec fileSpec) iter.Seq[*record] {
 	return func(yield func(*record) bool) {
 		var row record // fillRow leaves ReportId alone
 		row[colReportID] = strconv.Itoa(spec.key.reportID)
-		for day := spec.runDay - int64(spec.period); day < spec.runDay; day++ {
-			for i := range e.data.rowsAtAge(int(spec.runDay - day)) {
-				e.data.fillRow(spec.view, day, i, &row)
+		first, last, ageShift := e.coveredDays(spec)
+		if e.shapes(spec).Empty {
+			return
+		}
+		shift := int64(e.shapes(spec).ShiftDays)
+		for day := first; day <= last; day++ {
+			for i := range e.data.rowsAtAge(int(spec.runDay - day + ageShift)) {
+				e.data.fillRow(spec.view, day+shift, i, &row)
 				if !yield(&row) {
 					return
 				}

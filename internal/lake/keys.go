@@ -17,6 +17,7 @@ const (
 	commitDir   = StateDir + "/commits"
 	schemaDir   = StateDir + "/schemas"
 	bindingDir  = StateDir + "/reports"
+	coverageDir = StateDir + "/coverage"
 	// LeaseDir holds one object per lease epoch: "_hdc/lease/0000000042.json".
 	LeaseDir = StateDir + "/lease/"
 	// AuditDir holds the purge audit records. They carry prefixes and
@@ -232,6 +233,9 @@ func NormalizeCabID(s string) (string, bool) {
 
 // SchemaKey is where a dataset's column record lives (see DatasetSchema).
 func SchemaKey(dataset string) string { return schemaDir + "/" + dataset + ".json" }
+
+// CoverageKey is where a dataset's Coverage record lives.
+func CoverageKey(dataset string) string { return coverageDir + "/" + dataset + ".json" }
 
 // BindingKey is where a configured report's Binding lives.
 func BindingKey(report string) string { return bindingDir + "/" + report + ".json" }

@@ -49,6 +49,13 @@ type Commit struct {
 	Superseded int64    `json:"rows_superseded"` // rows of dates a newer run owns
 	TooOld     int64    `json:"rows_outside_window"`
 	Bad        int64    `json:"rows_bad"`
+	// Uncovered counts the rows dated in the window but outside the dates
+	// the run is taken to cover (see pipeline's coverage): kept, and also
+	// in Rows, when no newer run covers their date.
+	Uncovered int64 `json:"rows_outside_coverage,omitempty"`
+	// BadNotKept counts bad rows past the quarantine's byte cap: counted
+	// in Bad, but not in the quarantine.
+	BadNotKept int64 `json:"rows_bad_not_quarantined,omitempty"`
 }
 
 // GetJSON reads a JSON object; a missing key returns sinks.ErrNotFound.
@@ -116,6 +123,15 @@ type DatasetSchema struct {
 type SchemaChange struct {
 	Added   []string `json:"added,omitempty"`   // columns new to the dataset
 	Missing []string `json:"missing,omitempty"` // known columns this run lacks (NULL in its rows)
+}
+
+// Coverage records which reading of LastNDays a dataset's report files
+// follow, as learned from their dates: the N days before the run's day
+// (the documented reading, and the default) or the N days ending with it.
+// It holds no data, so it is kept outside retention, at CoverageKey.
+type Coverage struct {
+	Dataset      string `json:"dataset"`
+	EndsOnRunDay bool   `json:"ends_on_run_day"`
 }
 
 // Binding remembers which template and schedule serve a configured report,

@@ -257,3 +257,15 @@ func (f *Format) tables(ctx context.Context, cat catalog.Catalog) ([]string, err
 	slices.Sort(out)
 	return out, nil
 }
+
+// Read opens a dataset's table read-only and passes it to fn (nil when it
+// has none): for checks, the ddl command and tests.
+func (f *Format) Read(ctx context.Context, dataset string, fn func(*table.Table) error) error {
+	return f.session(ctx, false, func(cat catalogT) error {
+		t, err := load(ctx, cat, dataset)
+		if err != nil {
+			return err
+		}
+		return fn(t)
+	})
+}

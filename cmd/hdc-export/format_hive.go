@@ -1,0 +1,17 @@
+//go:build !iceberg
+
+package main
+
+import (
+	"github.com/hdc-export/hdc-export/pipeline"
+	"github.com/hdc-export/hdc-export/sinks"
+)
+
+// icebergBuilt reports whether this binary links Iceberg support.
+const icebergBuilt = false
+
+// openFormat returns the lake's table format: in this build, plain Hive
+// files only, and an error naming the build tag for iceberg.
+func openFormat(cfg *Config, _ sinks.Sink) (pipeline.TableFormat, error) {
+	return nil, checkTableFormat(cfg.Sink)
+}

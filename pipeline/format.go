@@ -57,7 +57,7 @@ func (r *Runner) commitFormat(ctx context.Context, res *runResult) error {
 
 // expireFormat runs the table format's retention step, if any, before the
 // purge's survey.
-func (r *Runner) expireFormat(ctx context.Context, w lake.Window, dryRun bool, since time.Time, rep *PurgeReport) error {
+func (r *Runner) expireFormat(ctx context.Context, w lake.Window, dryRun bool, rep *PurgeReport) error {
 	if r.Format == nil {
 		return nil
 	}
@@ -66,12 +66,13 @@ func (r *Runner) expireFormat(ctx context.Context, w lake.Window, dryRun bool, s
 			return err
 		}
 	}
-	// Under the lease this runner is the lake's only writer: every table
-	// file not reachable now is a dead or finished writer's. Without it,
-	// a file must be staleSinkTemp old.
+	// Under the lease this runner is the lake's only writer, and a purge
+	// never runs beside its own ingest: every table file not reachable
+	// now is a dead or finished writer's. Without the lease, a file must
+	// be staleSinkTemp old.
 	before := time.Now().Add(-staleSinkTemp)
 	if r.Fence != nil {
-		before = since
+		before = time.Now()
 	}
 	tc, err := r.Format.Expire(ctx, w, dryRun, before)
 	rep.Table = &tc

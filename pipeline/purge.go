@@ -183,7 +183,7 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	// The table format goes first: a file is dropped from the tables
 	// before it is destroyed. If it fails, the destroying still happens
 	// (retention is a legal limit), and the check proves nothing.
-	formatErr := r.expireFormat(ctx, w, dryRun, since, rep)
+	formatErr := r.expireFormat(ctx, w, dryRun, rep)
 	plan, err := r.survey(ctx, w, since, rep)
 	if err != nil {
 		rep.Store.Complete = false // a walk cut short proves nothing

@@ -100,7 +100,7 @@ func (m *mirrorRun) download(ctx context.Context, queue []*cabJob) {
 				}
 				m.settled(l.job)
 				if done := m.finished.Add(1); done%16 == 0 {
-					m.mirror.progress("cabs: %d of %d", done, len(queue))
+					m.mirror.progress("cabs %d of %d", done, len(queue))
 				}
 			}
 		})

@@ -20,10 +20,15 @@ type envelope[T any] struct {
 
 // call sends a JSON API request and decodes data into out (if non-nil).
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	return c.callURL(ctx, method, c.cfg.BaseURL+path, method+" "+strings.SplitN(path, "?", 2)[0], in, out)
+}
+
+// callURL is call for an absolute URL; endpoint names it in errors.
+func (c *Client) callURL(ctx context.Context, method, rawURL, endpoint string, in, out any) error {
 	req := request{
 		method:     method,
-		url:        c.cfg.BaseURL + path,
-		endpoint:   method + " " + strings.SplitN(path, "?", 2)[0],
+		url:        rawURL,
+		endpoint:   endpoint,
 		auth:       true,
 		idempotent: method == http.MethodGet,
 	}
@@ -72,12 +77,29 @@ func (c *Client) EditTemplate(ctx context.Context, id ID, def TemplateDef) error
 }
 
 // templateJSON is a template as listed. "template" is a JSON-encoded string
-// in the docs; an object is accepted too.
+// in the docs; an object is accepted too. Keys match without letter case
+// or surrounding spaces (the get example's key is " template").
 type templateJSON struct {
-	TemplateID ID              `json:"templateId"`
-	Template   json.RawMessage `json:"template"`
-	Created    string          `json:"createdDatetime"`
-	Modified   string          `json:"modifiedDatetime"`
+	TemplateID ID
+	Template   json.RawMessage
+	Created    string
+	Modified   string
+}
+
+func (t *templateJSON) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	if raw := fieldFold(m, "templateId"); raw != nil {
+		if err := json.Unmarshal(raw, &t.TemplateID); err != nil {
+			return fmt.Errorf("templateId: %w", err)
+		}
+	}
+	t.Template = fieldFold(m, "template")
+	_ = json.Unmarshal(fieldFold(m, "createdDatetime"), &t.Created)
+	_ = json.Unmarshal(fieldFold(m, "modifiedDatetime"), &t.Modified)
+	return nil
 }
 
 func (t templateJSON) decode() (Template, error) {
@@ -103,19 +125,29 @@ func decodeEmbedded(raw json.RawMessage, out any) error {
 	return nil
 }
 
-// ListTemplates returns every template of the account.
+// ListTemplates returns every template of the account, following
+// next-page links (see list); a template repeated across pages is listed
+// once.
 func (c *Client) ListTemplates(ctx context.Context) ([]Template, error) {
-	var env envelope[[]templateJSON]
-	if err := c.call(ctx, http.MethodGet, c.reportPath("reporttemplate"), nil, &env); err != nil {
-		return nil, err
-	}
-	out := make([]Template, 0, len(env.Data))
-	for _, t := range env.Data {
+	var out []Template
+	seen := map[ID]bool{}
+	err := c.list(ctx, c.reportPath("reporttemplate"), func(raw json.RawMessage) error {
+		var t templateJSON
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return fmt.Errorf("decode template: %w", err)
+		}
 		tpl, err := t.decode()
 		if err != nil {
-			return nil, fmt.Errorf("devcenter: GET reporttemplate: %w", err)
+			return err
 		}
-		out = append(out, tpl)
+		if !seen[tpl.ID] {
+			seen[tpl.ID] = true
+			out = append(out, tpl)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -181,58 +213,103 @@ func (c *Client) ResumeReport(ctx context.Context, id ID) error {
 	return c.call(ctx, http.MethodPost, c.reportPath("report", "resume", id.String()), nil, nil)
 }
 
-// ListReports returns every scheduled report of the account.
+// reportJSON is a scheduled report as listed; "schedule" is a JSON string
+// or an object. Keys match without letter case.
+type reportJSON struct {
+	ReportID   ID              `json:"reportId"`
+	TemplateID ID              `json:"templateId"`
+	Schedule   json.RawMessage `json:"schedule"`
+	IsActive   *bool           `json:"isActive"`
+	Created    string          `json:"createdDatetime"`
+	Modified   string          `json:"modifiedDatetime"`
+}
+
+// scheduleEcho is the schedule as listed: counts may be numbers or
+// strings, startTime with or without a zone.
+type scheduleEcho struct {
+	StartTime          string `json:"startTime"`
+	RecurrenceInterval ID     `json:"recurrenceInterval"`
+	Recurrence         ID     `json:"recurrence"`
+}
+
+// ListReports returns every scheduled report of the account, following
+// next-page links (see list); a report repeated across pages is listed
+// once.
 func (c *Client) ListReports(ctx context.Context) ([]Report, error) {
-	var env envelope[[]struct {
-		ReportID   ID              `json:"reportId"`
-		TemplateID ID              `json:"templateId"`
-		Schedule   json.RawMessage `json:"schedule"`
-		IsActive   *bool           `json:"isActive"`
-		Created    string          `json:"createdDatetime"`
-		Modified   string          `json:"modifiedDatetime"`
-	}]
-	if err := c.call(ctx, http.MethodGet, c.reportPath("report"), nil, &env); err != nil {
-		return nil, err
-	}
-	out := make([]Report, 0, len(env.Data))
-	for _, r := range env.Data {
+	var out []Report
+	seen := map[ID]bool{}
+	err := c.list(ctx, c.reportPath("report"), func(raw json.RawMessage) error {
+		var r reportJSON
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("decode report: %w", err)
+		}
+		if seen[r.ReportID] {
+			return nil
+		}
+		seen[r.ReportID] = true
 		rep := Report{ID: r.ReportID, TemplateID: r.TemplateID, Active: r.IsActive == nil || *r.IsActive}
-		var sb scheduleBody
+		var sb scheduleEcho
 		if len(r.Schedule) > 0 && decodeEmbedded(r.Schedule, &sb) == nil {
-			rep.Schedule = Schedule{Interval: sb.RecurrenceInterval, Recurrence: sb.Recurrence}
-			rep.Schedule.Start, _ = ParseAPITime(strings.TrimSuffix(sb.StartTime, "Z"))
+			rep.Schedule = Schedule{Interval: int(sb.RecurrenceInterval), Recurrence: int(sb.Recurrence)}
+			rep.Schedule.Start, _ = ParseAPITime(strings.TrimSuffix(strings.TrimSpace(sb.StartTime), "Z"))
 		}
 		rep.Created, _ = ParseAPITime(r.Created)
 		rep.Modified, _ = ParseAPITime(r.Modified)
 		out = append(out, rep)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// ReportData returns the runs of a scheduled report generated between the
-// UTC dates of start and end, oldest first. Completed runs carry a download
-// link that expires (12 hours); call again for a fresh one.
+// ReportData returns the runs of a scheduled report generated on the UTC
+// dates from start's to end's, both included, oldest first, following
+// next-page links (see list). Completed runs carry a download link that
+// expires (12 hours); call again for a fresh one.
+//
+// Whether the service's startDate and endDate are inclusive is not
+// documented (reference §9.16), so the query asks for a day more on each
+// side and the runs outside the dates asked for are dropped here: the
+// answer is the same either way.
 func (c *Client) ReportData(ctx context.Context, reportID ID, start, end time.Time) ([]Run, error) {
-	q := url.Values{"startDate": {start.UTC().Format(time.DateOnly)}, "endDate": {end.UTC().Format(time.DateOnly)}}
-	var env envelope[[]struct {
-		ReportDatetime string `json:"ReportDatetime"`
-		ReportStatus   string `json:"ReportStatus"`
-		ReportLocation string `json:"ReportLocation"`
-	}]
+	first, last := dayOf(start), dayOf(end)
+	q := url.Values{"startDate": {first.AddDate(0, 0, -1).Format(time.DateOnly)}, "endDate": {last.AddDate(0, 0, 1).Format(time.DateOnly)}}
+	var runs []Run
+	seen := map[time.Time]bool{}
 	path := c.reportPath("reportdata", reportID.String()) + "?" + q.Encode()
-	if err := c.call(ctx, http.MethodGet, path, nil, &env); err != nil {
-		return nil, err
-	}
-	runs := make([]Run, 0, len(env.Data))
-	for _, r := range env.Data {
+	err := c.list(ctx, path, func(raw json.RawMessage) error {
+		var r struct {
+			ReportDatetime string `json:"ReportDatetime"`
+			ReportStatus   string `json:"ReportStatus"`
+			ReportLocation string `json:"ReportLocation"`
+		}
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("decode run: %w", err)
+		}
 		t, err := ParseAPITime(r.ReportDatetime)
 		if err != nil {
-			return nil, fmt.Errorf("devcenter: GET reportdata/%d: run time: %w", reportID, err)
+			return fmt.Errorf("run time: %w", err)
 		}
+		if d := dayOf(t); d.Before(first) || d.After(last) || seen[t] {
+			return nil
+		}
+		seen[t] = true
 		runs = append(runs, Run{Time: t, Status: ParseStatus(r.ReportStatus), Location: strings.TrimSpace(r.ReportLocation)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sortRuns(runs)
 	return runs, nil
+}
+
+// dayOf is the start of t's UTC day.
+func dayOf(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 func sortRuns(runs []Run) {

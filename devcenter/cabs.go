@@ -223,7 +223,7 @@ func (c *Client) getBlob(ctx context.Context, link, endpoint string, offset int6
 	if offset > 0 {
 		h.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
-	resp, err := c.do(ctx, request{method: http.MethodGet, url: link, endpoint: endpoint, idempotent: true, header: h})
+	resp, err := c.do(ctx, request{method: http.MethodGet, url: link, endpoint: endpoint, idempotent: true, header: h, idle: c.cfg.IdleTimeout})
 	if err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusForbidden {

@@ -54,9 +54,16 @@ type Config struct {
 	MaxAttempts int           `yaml:"max_attempts"`
 	RetryBase   time.Duration `yaml:"retry_base"`
 	RetryMax    time.Duration `yaml:"retry_max"`
+	// IdleTimeout cuts a download (a report file or a cab) that has
+	// received no byte for this long, from the request until its headers
+	// and then between reads; default DefaultIdleTimeout (1 minute). A
+	// download has no limit on its total time, so a slow but steady link
+	// completes. The cut is retried like a broken connection.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// HTTPClient is used for every request; default a client with a 5-minute
 	// overall timeout per request and a connection pool that keeps
-	// idleConnsPerHost connections to each host. It must not follow
+	// idleConnsPerHost connections to each host. Its Timeout applies to API
+	// calls only: downloads use IdleTimeout instead. It must not follow
 	// redirects for cab calls; Client wraps it to ensure that.
 	HTTPClient *http.Client `yaml:"-"`
 }
@@ -84,6 +91,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = retry.DefaultMax
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -129,6 +139,7 @@ type Client struct {
 	cfg    Config
 	policy retry.Policy
 	http   *http.Client // never follows redirects
+	blob   *http.Client // http without its overall Timeout, for downloads
 	tokens *tokenSource
 }
 
@@ -148,7 +159,9 @@ func New(cfg Config) (*Client, error) {
 		AuthStyle:      oauth2.AuthStyleInParams,
 	}
 	policy := retry.Policy{Attempts: cfg.MaxAttempts, Base: cfg.RetryBase, Max: cfg.RetryMax}
-	return &Client{cfg: cfg, policy: policy, http: &hc, tokens: &tokenSource{conf: cc, http: cfg.HTTPClient}}, nil
+	blob := hc
+	blob.Timeout = 0 // downloads are bounded by IdleTimeout instead
+	return &Client{cfg: cfg, policy: policy, http: &hc, blob: &blob, tokens: &tokenSource{conf: cc, http: cfg.HTTPClient}}, nil
 }
 
 // tokenSource caches the access token and refreshes it 5 minutes before it
@@ -186,7 +199,10 @@ func (ts *tokenSource) invalidate(failed string) {
 }
 
 // scrubTokenError keeps the status and OAuth error code of a token failure
-// but drops the response body, which may echo request parameters.
+// but drops the response body, which may echo request parameters. An
+// OAuth error code (RFC 6749 §5.2) makes the failure permanent whatever the
+// status: a wrong secret does not heal by retrying, and some servers
+// answer it with a 200 or a 5xx.
 func scrubTokenError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -194,10 +210,33 @@ func scrubTokenError(err error) error {
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		return &APIError{Endpoint: "POST token", Status: status, Code: re.ErrorCode}
+		ae := &APIError{Endpoint: "POST token", Status: status, Code: re.ErrorCode}
+		if re.ErrorCode != "" {
+			return &TokenError{api: ae}
+		}
+		return ae
 	}
 	return err
 }
+
+// TokenError is the token endpoint's refusal with an OAuth error code.
+// It is permanent: the request is not tried again.
+type TokenError struct{ api *APIError }
+
+// Code is the OAuth error code, such as "invalid_client".
+func (e *TokenError) Code() string { return e.api.Code }
+
+func (e *TokenError) Error() string {
+	switch e.api.Code {
+	case "invalid_client", "unauthorized_client":
+		return e.api.Error() + ": the client credentials were refused; check the client secret (HDC_CLIENT_SECRET), " +
+			"the client id (HDC_CLIENT_ID or devcenter.client_id) and the tenant (HDC_TENANT_ID or devcenter.tenant_id)"
+	}
+	return e.api.Error()
+}
+
+func (e *TokenError) Unwrap() error   { return e.api }
+func (e *TokenError) Permanent() bool { return true }
 
 // APIError is a call that the service answered with an error status.
 type APIError struct {
@@ -252,6 +291,9 @@ type request struct {
 	// where the service cannot have acted (429, 503) or on connect errors.
 	idempotent bool
 	header     http.Header // extra headers
+	// idle, if set, makes this a download: no overall timeout, but one
+	// try fails once no byte has arrived for idle (see idleWatch).
+	idle time.Duration
 }
 
 // do sends req with the client's retry.Policy and returns the response,
@@ -290,6 +332,9 @@ func (c *Client) try(ctx context.Context, req request, refreshed *bool) (*http.R
 			if ctx.Err() != nil {
 				return nil, 0, fmt.Errorf("devcenter: %s: %w", req.endpoint, ctx.Err())
 			}
+			if errors.Is(err, ErrIdleTimeout) { // names the endpoint already
+				return nil, 0, err
+			}
 			return nil, 0, fmt.Errorf("devcenter: %s: %w", req.endpoint, scrubURLError(err))
 		case resp.StatusCode == http.StatusUnauthorized && req.auth && !*refreshed:
 			drain(resp)
@@ -306,6 +351,21 @@ func (c *Client) try(ctx context.Context, req request, refreshed *bool) (*http.R
 
 // send makes one HTTP request; it returns the token it used.
 func (c *Client) send(ctx context.Context, req request) (*http.Response, string, error) {
+	if req.idle <= 0 {
+		return c.sendWith(ctx, c.http, req)
+	}
+	ctx, w := watchIdle(ctx, req.endpoint, req.idle)
+	resp, token, err := c.sendWith(ctx, c.blob, req)
+	if err != nil {
+		w.stop()
+		return nil, token, w.check(err)
+	}
+	resp.Body = &idleBody{ReadCloser: resp.Body, w: w}
+	return resp, token, nil
+}
+
+// sendWith makes one HTTP request with hc.
+func (c *Client) sendWith(ctx context.Context, hc *http.Client, req request) (*http.Response, string, error) {
 	var body io.Reader
 	if req.body != nil {
 		body = bytes.NewReader(req.body)
@@ -328,7 +388,7 @@ func (c *Client) send(ctx context.Context, req request) (*http.Response, string,
 		}
 		hr.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.http.Do(hr)
+	resp, err := hc.Do(hr)
 	return resp, token, err
 }
 

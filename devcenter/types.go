@@ -96,43 +96,130 @@ func PeriodDays(period string) int {
 	return 0
 }
 
-// Canonical returns a normalised JSON form of the definition: the view
-// trimmed, empty JSON parts dropped, object keys sorted. Two definitions
-// with equal canonical forms describe the same report.
+// Canonical returns a normalised JSON form of the definition, for matching
+// a configured template against the service's echo of it. Two definitions
+// with equal canonical forms describe the same report. What the reference
+// documents (or the client's header-bound parsing makes) equivalent
+// compares equal:
+//
+//   - limit 0 and an absent limit (0 "means all records");
+//   - letter case of object keys (the service's JSON binding ignores it),
+//     of the view and period names, of operators and sort directions, and
+//     of aggregate function names ("sum(EventCount)" is "SUM(EventCount)");
+//   - whitespace around names and inside aggregate expressions (not inside
+//     a condition's value, which is data), and JSON formatting;
+//   - the order of the projection, of aggregatedColumns, and of the
+//     clauses of a condition's "and" and "or": a report file names its
+//     columns in its header, which ingest binds by name, and a conjunction
+//     does not depend on its order. The orderby list keeps its order: it
+//     sets the sort priority;
+//   - empty, null and absent parts (condition {}, "or": []).
 func (d TemplateDef) Canonical() string {
-	c := d
-	c.View = strings.TrimSpace(c.View)
-	c.Condition = canonicalJSON(c.Condition)
-	c.Aggregation = canonicalJSON(c.Aggregation)
-	c.OrderBy = canonicalJSON(c.OrderBy)
-	b, _ := json.Marshal(c)
+	c := map[string]any{
+		"view":       strings.ToLower(strings.TrimSpace(d.View)),
+		"period":     strings.ToLower(strings.TrimSpace(d.DateRange.ReportPeriod)),
+		"projection": canonicalSet(d.Projection, strings.TrimSpace),
+	}
+	for key, raw := range map[string]json.RawMessage{"condition": d.Condition, "aggregation": d.Aggregation, "orderby": d.OrderBy} {
+		if v := canonicalJSON(raw, key); v != nil {
+			c[key] = v
+		}
+	}
+	if d.Limit != nil && *d.Limit != 0 {
+		c["limit"] = *d.Limit
+	}
+	b, _ := json.Marshal(c) // maps encode with sorted keys
 	return string(b)
 }
 
-// canonicalJSON re-encodes raw JSON with sorted keys; empty objects, empty
-// arrays and null become absent.
-func canonicalJSON(raw json.RawMessage) json.RawMessage {
+// canonicalSet returns the distinct normalised elements of ss, sorted.
+func canonicalSet(ss []string, norm func(string) string) []string {
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, norm(s))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// canonicalJSON decodes raw and normalises it (see canonicalValue); raw
+// that does not decode is kept as a string, so it still compares by bytes.
+func canonicalJSON(raw json.RawMessage, key string) any {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil
 	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return raw
+		return string(raw)
 	}
+	return canonicalValue(v, key)
+}
+
+// unorderedLists are the keys whose arrays are sets (see Canonical).
+var unorderedLists = map[string]bool{"and": true, "or": true, "aggregatedcolumns": true}
+
+// canonicalValue normalises a decoded JSON value found under key (lower
+// case): keys lower-cased, empty parts dropped (nil), names trimmed and
+// their case folded where the API ignores it, unordered lists sorted.
+func canonicalValue(v any, key string) any {
 	switch x := v.(type) {
-	case nil:
-		return nil
 	case map[string]any:
-		if len(x) == 0 {
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			k = strings.ToLower(strings.TrimSpace(k))
+			if cv := canonicalValue(val, k); cv != nil {
+				out[k] = cv
+			}
+		}
+		if len(out) == 0 {
 			return nil
 		}
+		return out
 	case []any:
-		if len(x) == 0 {
+		out := make([]any, 0, len(x))
+		for _, el := range x {
+			if key == "aggregatedcolumns" {
+				el = canonicalValue(el, "attribute") // each element is an expression
+			} else {
+				el = canonicalValue(el, "")
+			}
+			if el != nil {
+				out = append(out, el)
+			}
+		}
+		if len(out) == 0 {
 			return nil
 		}
+		if unorderedLists[key] {
+			slices.SortFunc(out, func(a, b any) int {
+				ja, _ := json.Marshal(a)
+				jb, _ := json.Marshal(b)
+				return bytes.Compare(ja, jb)
+			})
+		}
+		return out
+	case string:
+		switch key {
+		case "value":
+			return x // data: compared exactly
+		case "operator", "sort":
+			return strings.ToLower(strings.TrimSpace(x))
+		case "attribute":
+			return canonicalExpr(x)
+		}
+		return strings.TrimSpace(x)
 	}
-	b, _ := json.Marshal(v)
-	return b
+	return v
+}
+
+// canonicalExpr normalises a column name or an aggregate expression such
+// as " sum( EventCount )": no whitespace, the function name upper case.
+func canonicalExpr(s string) string {
+	s = strings.Join(strings.Fields(s), "")
+	if i := strings.IndexByte(s, '('); i > 0 && strings.HasSuffix(s, ")") {
+		return strings.ToUpper(s[:i]) + s[i:]
+	}
+	return s
 }
 
 // Template is a stored template.

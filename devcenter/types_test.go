@@ -75,3 +75,39 @@ func TestSniffDelimiter(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalEquivalents: the documented equivalents compare equal;
+// real differences (a value, the orderby priority, a limit) do not.
+func TestCanonicalEquivalents(t *testing.T) {
+	zero, ten := 0, 10
+	base := TemplateDef{View: "IHVDriver", Projection: []string{"A", "B"}, DateRange: DateRange{ReportPeriod: "Last7Days"},
+		Condition:   json.RawMessage(`{"and":[{"attribute":"Market","operator":"eq","value":"US"},{"attribute":"X","operator":"gt","value":"1"}],"or":[]}`),
+		Aggregation: json.RawMessage(`{"aggregatedColumns":["SUM(EventCount)","DCOUNT(DeviceId)"]}`),
+		OrderBy:     json.RawMessage(`[{"attribute":"SUM(EventCount)","sort":"desc"},{"attribute":"A","sort":"asc"}]`)}
+	same := base
+	same.View, same.DateRange.ReportPeriod, same.Projection, same.Limit = " ihvdriver ", "last7days", []string{"B", " A"}, &zero
+	same.Condition = json.RawMessage(`{
+		"And": [ {"Attribute":"X","Operator":"GT","Value":"1"}, {"attribute":" Market","operator":"EQ","value":"US"} ] }`)
+	same.Aggregation = json.RawMessage(`{"AggregatedColumns":["dcount(DeviceId)","sum( EventCount )"]}`)
+	same.OrderBy = json.RawMessage(`[{"Attribute":"sum(EventCount)","Sort":"DESC"},{"attribute":"A","sort":"asc"}]`)
+	if base.Canonical() != same.Canonical() {
+		t.Errorf("equivalents differ:\n%s\n%s", base.Canonical(), same.Canonical())
+	}
+	for name, change := range map[string]func(*TemplateDef){
+		"value": func(d *TemplateDef) {
+			d.Condition = json.RawMessage(`{"and":[{"attribute":"Market","operator":"eq","value":"us"}]}`)
+		},
+		"orderby": func(d *TemplateDef) {
+			d.OrderBy = json.RawMessage(`[{"attribute":"A","sort":"asc"},{"attribute":"SUM(EventCount)","sort":"desc"}]`)
+		},
+		"limit":  func(d *TemplateDef) { d.Limit = &ten },
+		"column": func(d *TemplateDef) { d.Projection = []string{"A", "C"} },
+		"period": func(d *TemplateDef) { d.DateRange.ReportPeriod = "Last3Days" },
+	} {
+		d := base
+		change(&d)
+		if d.Canonical() == base.Canonical() {
+			t.Errorf("a different %s compares equal", name)
+		}
+	}
+}

@@ -256,8 +256,8 @@ func (e *emulator) env() []string {
 	}
 }
 
-// exitNothingNew is the exit code of a `hdc-export run` cycle that found
-// no new run and nothing to purge; like 0, it is a success.
+// exitNothingNew is the exit code of a `hdc-export run --detailed-exitcode`
+// cycle that found no new run and nothing to purge; like 0, it is a success.
 const exitNothingNew = 5
 
 // runExportWith runs one `hdc-export run --config config` cycle with the
@@ -270,7 +270,9 @@ func runExportWith(t *testing.T, config string, env []string) summary {
 	sumFile := filepath.Join(work, "summary.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, hdcBinary(t), "run", "--config", config, "--summary-json", sumFile)
+	// --detailed-exitcode: nothing new exits 5 (else 0), which the check
+	// below holds against the summary.
+	cmd := exec.CommandContext(ctx, hdcBinary(t), "run", "--config", config, "--summary-json", sumFile, "--detailed-exitcode")
 	cmd.Env = env
 	cmd.Dir = work // a relative sink in the config could never land in the repository
 	var stdout, stderr bytes.Buffer

@@ -28,7 +28,8 @@ type Cycler struct {
 	OnCycle func(*Summary, error)
 	OnPurge func(*PurgeReport, error)
 
-	mu sync.Mutex
+	mu  sync.Mutex
+	req requests // see Request
 }
 
 // Cycle runs one cycle under the lease, waiting for the lease while

@@ -44,7 +44,10 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		return res, err
 	}
 	defer body.Close()
-	cr, err := devcenter.NewReportReader(body)
+	live := &liveRun{label: rc.Name + " run " + run}
+	r.live = live
+	defer func() { r.live = nil }()
+	cr, err := devcenter.NewReportReader(countingReader{body, &live.read})
 	if err != nil {
 		return res, err
 	}
@@ -167,8 +170,8 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 	n := 0
 	for batch := range batches {
 		for _, rec := range batch.recs {
-			if n%16384 == 0 {
-				r.progress("%s: %d rows read", file, n)
+			if n%16384 == 0 && n > 0 { // never a stale "0 rows"
+				r.progressRows(n)
 			}
 			n++
 			// A record dropped for its date alone is not typed, nor even
@@ -183,6 +186,7 @@ func (r *Runner) split(ctx context.Context, cr *devcenter.RecordReader, file str
 				pe, bad := badRecord(rec.err)
 				switch {
 				case errors.Is(rec.err, io.EOF):
+					r.progressRows(n - 1) // the run's final count (EOF is not a row)
 					return nil
 				case bad:
 					if err := r.badRow(c, file, sp, first, w, j, &schema.FieldError{Line: pe.StartLine, Err: pe.Err}, nil, layout); err != nil {

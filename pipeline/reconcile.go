@@ -222,7 +222,7 @@ func templateDiff(old, new devcenter.TemplateDef) string {
 		parts = append(parts, "condition/aggregation/order/limit changed")
 	}
 	if len(parts) == 0 {
-		return "order of columns changed"
+		return "definition changed"
 	}
 	return strings.Join(parts, "; ")
 }

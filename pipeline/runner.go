@@ -54,6 +54,9 @@ type Runner struct {
 	// is plain Hive files.
 	Format TableFormat
 
+	// live is the run being ingested, for Progress; nil between runs.
+	live *liveRun
+
 	// cycleStart is the real time Run began, after the lease was taken
 	// (see sweepSinkTemp); zero outside Run.
 	cycleStart time.Time
@@ -107,6 +110,7 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 		errs = append(errs, purgeErr)
 	}
 	sum.ObjectsPurged = first.Deleted
+	sum.notePurged(first)
 	sum.OldestDate = first.OldestDate
 	r.warnStore(first)
 	// One reconcile (two list calls) serves every report of the cycle.
@@ -138,6 +142,8 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 		errs = append(errs, purgeErr)
 	}
 	sum.ObjectsPurged += purged.Deleted
+	sum.notePurged(purged)
+	sum.sortSignal()
 	sum.Retention = purged
 	if d := purged.OldestDate; d != "" && (sum.OldestDate == "" || d < sum.OldestDate) {
 		sum.OldestDate = d // YYYY-MM-DD strings sort as dates

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -35,7 +36,7 @@ const shutdownWait = 10 * time.Second
 // lake stays consistent) and Serve returns once it has, or with an error
 // after shutdownWait.
 func (c *Cycler) Serve(ctx context.Context, s Schedule, runAtStart bool) error {
-	sched := cron.New(cron.WithLocation(time.UTC), cron.WithParser(cronParser))
+	sched := cron.New(cron.WithLocation(time.UTC), cron.WithParser(cronParser), cron.WithLogger(cronLog{c.Runner.Log}))
 	if _, err := sched.AddFunc(s.Cycle, func() { c.Trigger(ctx) }); err != nil {
 		return fmt.Errorf("cycle schedule: %w", err)
 	}
@@ -68,8 +69,13 @@ func (c *Cycler) Serve(ctx context.Context, s Schedule, runAtStart bool) error {
 // Trigger runs one cycle of the reports named in only (all if none) and
 // logs its outcome; a cycle already running makes it a logged no-op.
 func (c *Cycler) Trigger(ctx context.Context, only ...string) {
-	log := c.Runner.Log
 	sum, err := c.Cycle(ctx, false, only)
+	c.logOutcome(sum, err)
+}
+
+// logOutcome logs a triggered cycle's outcome.
+func (c *Cycler) logOutcome(sum *Summary, err error) {
+	log := c.Runner.Log
 	switch {
 	case errors.Is(err, ErrBusy):
 		log.Info("tick skipped: the previous cycle is still running")
@@ -79,4 +85,16 @@ func (c *Cycler) Trigger(ctx context.Context, only ...string) {
 	default:
 		log.Info("cycle done", "runs_ingested", sum.RunsIngested, "rows", sum.Rows, "purged", sum.ObjectsPurged, "duration", sum.Duration)
 	}
+}
+
+// cronLog sends the cron scheduler's own messages to the slog logger (its
+// default logger prints plain lines on stdout).
+type cronLog struct{ log *slog.Logger }
+
+func (l cronLog) Info(msg string, keysAndValues ...any) {
+	l.log.Debug("cron: "+msg, keysAndValues...)
+}
+
+func (l cronLog) Error(err error, msg string, keysAndValues ...any) {
+	l.log.Error("cron: "+msg, append(keysAndValues, "error", err.Error())...)
 }

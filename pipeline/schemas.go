@@ -57,6 +57,9 @@ func (r *Runner) checkSchema(ctx context.Context, dataset string, l *schema.Layo
 	}
 	var widened *lake.DatasetSchema
 	if len(ch.Added) > 0 {
+		if !first {
+			rec.Added = append(rec.Added, ch.Added...)
+		}
 		widened = &rec
 	}
 	if first || (len(ch.Added) == 0 && len(ch.Missing) == 0) {

@@ -50,7 +50,7 @@ func TestSchemaChanges(t *testing.T) {
 	ctx := context.Background()
 	var rec lake.DatasetSchema
 	readJSON(t, h, lake.SchemaKey("ihv_driver"), &rec)
-	if rec.Columns["event_count"] != "BIGINT" || rec.Columns["market"] != "VARCHAR" {
+	if rec.Columns["event_count"] != "BIGINT" || rec.Columns["market"] != "VARCHAR" || len(rec.Added) != 0 {
 		t.Fatalf("schema record: %+v", rec)
 	}
 
@@ -75,6 +75,13 @@ func TestSchemaChanges(t *testing.T) {
 	readJSON(t, h, lake.SchemaKey("ihv_driver"), &rec)
 	if rec.Columns["new_thing"] != "VARCHAR" || rec.Columns["market"] != "VARCHAR" {
 		t.Errorf("schema record not widened: %+v", rec)
+	}
+	if !slices.Equal(rec.Added, []string{"new_thing"}) {
+		t.Errorf("schema record: added %q, want [new_thing]", rec.Added)
+	}
+	// The DDL's ALTER TABLE path reads the same history.
+	if hist, err := lake.ReadSchemaHistory(ctx, h.sink, "ihv_driver"); err != nil || !slices.Equal(hist.Added, []string{"new_thing"}) || hist.Columns["new_thing"] != "VARCHAR" {
+		t.Errorf("schema history: %+v, %v", hist, err)
 	}
 	yesterday := lake.DateOf(h.clock.Now()) - 1
 	var m lake.Manifest

@@ -39,6 +39,13 @@ type Summary struct {
 	ReportsFailed int          `json:"reports_failed"`
 	Errors        int          `json:"errors"`
 	Duration      string       `json:"duration"`
+
+	// Changed lists the report partitions this cycle wrote or replaced,
+	// and Purged the partitions whose data its purges destroyed (see
+	// signal.go), sorted, each once: the downstream signal, so that an
+	// ingestion job loads (or drops) just these.
+	Changed []Partition `json:"partitions_changed"`
+	Purged  []Partition `json:"partitions_purged"`
 }
 
 // NothingToDo reports whether the cycle found no new run, mirrored no cab
@@ -55,6 +62,7 @@ func (s *Summary) add(r runResult) {
 	s.RowsTooOld += r.commit.TooOld
 	s.RowsSuperseded += r.commit.Superseded
 	s.RowsBad += r.commit.Bad
+	s.noteChanged(r.commit.Dataset, r.commit.Partitions)
 }
 
 // addCabs adds the counts of a cab stage run.

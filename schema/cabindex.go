@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/hdc-export/hdc-export/internal/version"
 )
 
 // CabIndexTable names the cab index table in its files' metadata
@@ -71,7 +73,7 @@ func EncodeCabIndex(rows []CabIndexRow, compression string) ([]byte, error) {
 	w := parquet.NewGenericWriter[CabIndexRow](&buf,
 		parquet.Compression(codec),
 		parquet.DataPageStatistics(true),
-		parquet.CreatedBy("hdc-export", Version, ""),
+		createdBy(version.String()),
 		parquet.KeyValueMetadata("hdc.schema_version", Version),
 		parquet.KeyValueMetadata("hdc.table", CabIndexTable),
 	)

@@ -11,6 +11,8 @@ import (
 	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/hdc-export/hdc-export/internal/version"
 )
 
 // orderedGroup is a Parquet group whose fields keep the layout's order
@@ -197,7 +199,7 @@ func (l *Layout) NewEncoder(w io.Writer, opts EncoderOptions) (*Encoder, error) 
 		parquet.Compression(codec),
 		parquet.MaxRowsPerRowGroup(rg),
 		parquet.DataPageStatistics(false),
-		parquet.CreatedBy("hdc-export", Version, ""),
+		createdBy(version.String()),
 	}
 	keys := make([]string, 0, len(opts.Metadata))
 	for k := range opts.Metadata {
@@ -285,3 +287,9 @@ func (e *Encoder) Close() error {
 	}
 	return nil
 }
+
+// createdBy sets a file's created_by to the program's version string as
+// it is (parquet.CreatedBy would rebuild it from parts).
+type createdBy string
+
+func (c createdBy) ConfigureWriter(cfg *parquet.WriterConfig) { cfg.CreatedBy = string(c) }

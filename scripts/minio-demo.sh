@@ -24,5 +24,7 @@ aws --endpoint-url "$endpoint" s3 mb s3://hdc-lake 2>/dev/null || true
 go build -o bin/hdc-export ./cmd/hdc-export
 bin/hdc-export doctor --config configs/minio.yaml
 bin/hdc-export run --config configs/minio.yaml
-aws --endpoint-url "$endpoint" s3 ls --recursive s3://hdc-lake/demo/ | head -20
+# sed, not head: head exits after 20 lines, and the broken pipe fails aws
+# under pipefail; sed reads the whole listing.
+aws --endpoint-url "$endpoint" s3 ls --recursive s3://hdc-lake/demo/ | sed -n '1,20p'
 echo "MinIO keeps running (pid $(cat .minio-data/pid 2>/dev/null || echo '?')); stop it with: kill \$(cat .minio-data/pid)"

@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/hdc-export/hdc-export/internal/lake"
 	"github.com/hdc-export/hdc-export/sinks"
@@ -50,6 +51,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return usageError{err}
 	}
+	doctorRetries(cfg)
 	log, _ := newLogger(io.Discard, "text", "error")
 	var checks []check
 	add := func(name string, err error, ok string) {
@@ -59,7 +61,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, get
 			checks = append(checks, check{name, "ok", ok})
 		}
 	}
-	sink, err := openSink(ctx, cfg.Sink)
+	sink, err := openSink(ctx, cfg.Sink, nil)
 	add("sink: open "+redactURL(cfg.Sink.URL), err, fmt.Sprint(sink))
 	if err == nil {
 		checks = append(checks, sinkChecks(ctx, sink, cfg)...)
@@ -97,6 +99,29 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return fmt.Errorf("%d checks failed", failed)
 	}
 	return nil
+}
+
+// Doctor's retry bounds: a diagnosis reports what does not answer within
+// seconds rather than waiting minutes for it (a wrong port, a store or
+// API that is down).
+const (
+	doctorRefusedRetryFor = 2 * time.Second // per S3 request
+	doctorAPIAttempts     = 3               // per Dev Center call
+	doctorAPIRetryMax     = time.Second
+)
+
+// doctorRetries tightens cfg's retries to doctor's bounds, keeping any
+// configured value that is tighter already.
+func doctorRetries(cfg *Config) {
+	if r := &cfg.Sink.S3.RefusedRetryFor; *r >= 0 && (*r == 0 || *r > doctorRefusedRetryFor) {
+		*r = doctorRefusedRetryFor
+	}
+	if a := &cfg.DevCenter.MaxAttempts; *a <= 0 || *a > doctorAPIAttempts {
+		*a = doctorAPIAttempts
+	}
+	if m := &cfg.DevCenter.RetryMax; *m <= 0 || *m > doctorAPIRetryMax {
+		*m = doctorAPIRetryMax
+	}
 }
 
 // sinkChecks writes, reads, lists and deletes probe objects under _hdc/,

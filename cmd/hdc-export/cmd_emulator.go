@@ -30,6 +30,7 @@ func cmdEmulator(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.TenantID, "tenant", "demo-tenant", "accepted tenant id")
 	fs.StringVar(&o.ClientID, "client-id", "demo-client", "accepted client id")
 	fs.StringVar(&o.ClientSecret, "client-secret", demoSecret, "accepted client secret")
+	fs.IntVar(&o.BadRowEvery, "bad-row-every", 0, "make every Nth data row's EventCount not a number (0: none)")
 	faults := fs.String("faults", "", `inject faults, e.g. "429=0.2,500=0.1,truncate=0.05,expire=0.1,slow=0.05"`)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}

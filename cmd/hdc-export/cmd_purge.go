@@ -33,8 +33,9 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	dryRun := fs.Bool("dry-run", false, "list what would be destroyed (keys, Go-quoted); destroy nothing")
 	check := fs.Bool("check", false, "destroy nothing, list no keys; exit 0 clean, 1 stale data found, 6 cannot destroy, 7 could not check")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	metricsFile := fs.String("metrics-file", "", "write the outcome as Prometheus metrics to this file (node_exporter textfile collector)")
+	mf := metricsFlags(fs)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	detailed := fs.Bool("detailed-exitcode", false, "exit 4 when another runner holds the lease (else 0: that runner purges)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -46,15 +47,9 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
-	m := newMetrics()
-	defer func() {
-		if *metricsFile != "" {
-			if err := m.writeFile(*metricsFile); err != nil {
-				log.Error("write metrics file", "error", err.Error())
-			}
-		}
-	}()
-	sink, err := openSink(ctx, cfg.Sink)
+	m := newMetrics(cfg.Pipeline.Retention.Days)
+	defer mf.export(m, "purge", log)
+	sink, err := openSink(ctx, cfg.Sink, log)
 	if err != nil {
 		m.observePurge(nil, err)
 		return exitCouldNotCheck, err
@@ -73,7 +68,8 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		rep, err = c.Purge(ctx)
 	}
 	if errors.Is(err, pipeline.ErrLeaseHeld) {
-		return exitLeaseHeld, err
+		log.Info("another runner holds the lake's lease; it purges in its cycle, this purge did nothing", "reason", err.Error())
+		return schedulerCode(exitLeaseHeld, *detailed), nil
 	}
 	if rep != nil {
 		// Only a dry run lists keys (cab keys name cabs): a check, which
@@ -84,9 +80,12 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			}
 		}
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		if *asJSON {
+		switch {
+		case *asJSON:
 			fmt.Fprintln(stdout, string(b))
-		} else {
+		case *logFormat == "json": // every stderr line is JSON
+			log.Info("purge report", "report", rep)
+		default:
 			printPurge(stderr, rep)
 		}
 	}

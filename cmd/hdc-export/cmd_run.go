@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter"
@@ -30,6 +31,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	wait := fs.Bool("wait", false, "wait for the lease instead of exiting when another runner holds it")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	mf := metricsFlags(fs)
+	detailed := fs.Bool("detailed-exitcode", false, "exit 4 when another runner holds the lease and 5 when there was nothing new (else both exit 0)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -43,16 +46,79 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	defer env.close()
 
-	c := newCycler(cfg, env, log, nil)
-	c.Runner.Progress = progressWriter(stderr)
+	m := newMetrics(cfg.Pipeline.Retention.Days)
+	c := newCycler(cfg, env, log, m)
+	if con, ok := stderr.(*console); ok {
+		c.Runner.Progress = con.progress()
+		defer con.setProgress("")
+	}
 	sum, runErr := c.Cycle(ctx, *wait, nil)
+	mf.export(m, "run", log)
 	if sum != nil {
-		printTable(stderr, sum)
+		if con, ok := stderr.(*console); ok {
+			con.setProgress("")
+		}
+		printSummary(stderr, log, *logFormat, sum)
 		if err := writeSummary(stdout, *summaryPath, sum); err != nil {
 			return exitFailed, err
 		}
 	}
-	return exitCode(sum, runErr, len(cfg.Pipeline.Reports)), runErr
+	code := exitCode(sum, runErr, len(cfg.Pipeline.Reports))
+	if code == exitLeaseHeld {
+		// Not a failure: the runner that holds the lease does the work.
+		log.Info("another runner holds the lake's lease; this run did nothing", "reason", runErr.Error())
+		runErr = nil
+	}
+	return schedulerCode(code, *detailed), runErr
+}
+
+// printSummary writes the summary to stderr: a table in text mode, a log
+// record in JSON mode (so that every stderr line is JSON).
+func printSummary(stderr io.Writer, log *slog.Logger, format string, sum *pipeline.Summary) {
+	if format == "json" {
+		log.Info("cycle summary", "summary", sum)
+		return
+	}
+	printTable(stderr, sum)
+	printPartitions(stderr, "partitions changed", sum.Changed)
+	printPartitions(stderr, "partitions purged", sum.Purged)
+}
+
+// printPartitions lists partitions under a heading, one line per dataset,
+// consecutive dates as ranges: "  ihv_driver: 2026-11-06..2026-11-09 2026-11-12".
+// Nothing when there are none.
+func printPartitions(w io.Writer, heading string, parts []pipeline.Partition) {
+	if len(parts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s:\n", heading)
+	for i := 0; i < len(parts); {
+		var spans []string
+		j := i
+		for j < len(parts) && parts[j].Dataset == parts[i].Dataset {
+			k := j + 1 // parts[j..k) are consecutive dates
+			for k < len(parts) && parts[k].Dataset == parts[i].Dataset && nextDay(parts[k-1].Date) == parts[k].Date {
+				k++
+			}
+			if k-j == 1 {
+				spans = append(spans, parts[j].Date)
+			} else {
+				spans = append(spans, parts[j].Date+".."+parts[k-1].Date)
+			}
+			j = k
+		}
+		fmt.Fprintf(w, "  %s: %s\n", parts[i].Dataset, strings.Join(spans, " "))
+		i = j
+	}
+}
+
+// nextDay returns the YYYY-MM-DD date after d ("" if d is not one).
+func nextDay(d string) string {
+	t, err := time.Parse(time.DateOnly, d)
+	if err != nil {
+		return ""
+	}
+	return t.AddDate(0, 0, 1).Format(time.DateOnly)
 }
 
 // writeSummary prints the summary as JSON on stdout and, if asked, to a
@@ -110,7 +176,7 @@ func start(ctx context.Context, configPath string, getenv func(string) string, l
 
 func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, error) {
 	env := &environment{}
-	sink, err := openSink(ctx, cfg.Sink)
+	sink, err := openSink(ctx, cfg.Sink, log)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +189,7 @@ func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, er
 		// The demo's cabs are small (8–32 KiB) so that one `make run`
 		// mirrors them all in seconds; a standalone emulator serves
 		// realistic sizes.
-		addr, stop, err := startEmulator(emulator.Options{TenantID: dc.TenantID, ClientID: dc.ClientID, ClientSecret: dc.ClientSecret.Reveal(),
+		addr, stop, err := startEmulator(log, emulator.Options{TenantID: dc.TenantID, ClientID: dc.ClientID, ClientSecret: dc.ClientSecret.Reveal(),
 			CabSizeMin: 8 << 10, CabSizeMax: 32 << 10})
 		if err != nil {
 			return nil, err
@@ -142,8 +208,9 @@ func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, er
 	return env, nil
 }
 
-// openSink is the one place that knows every concrete sink.
-func openSink(ctx context.Context, sc SinkConfig) (sinks.Sink, error) {
+// openSink is the one place that knows every concrete sink. log, if not
+// nil, receives the S3 SDK's own messages.
+func openSink(ctx context.Context, sc SinkConfig, log *slog.Logger) (sinks.Sink, error) {
 	t, err := parseSinkURL(sc.URL)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("sink.url: %w", err)}
@@ -152,21 +219,25 @@ func openSink(ctx context.Context, sc SinkConfig) (sinks.Sink, error) {
 	case "file":
 		return local.New(t.path)
 	case "s3":
-		return s3.New(ctx, sc.s3Config(t))
+		if log == nil {
+			return s3.New(ctx, sc.s3Config(t))
+		}
+		return s3.New(ctx, sc.s3Config(t), s3.WithSlog(log))
 	}
 	return nil, usageError{fmt.Errorf("sink.url: %s sinks are not available in this build", t.scheme)}
 }
 
 // startEmulator serves an emulator on a free loopback port.
-func startEmulator(opts emulator.Options) (addr string, stop func(), err error) {
+func startEmulator(log *slog.Logger, opts emulator.Options) (addr string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("start emulator: %w", err)
 	}
-	srv := &http.Server{Handler: emulator.New(opts).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: emulator.New(opts).Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(os.Stderr, "emulator: %v\n", err)
+			log.Error("embedded emulator stopped", "error", err.Error())
 		}
 	}()
 	return ln.Addr().String(), func() {

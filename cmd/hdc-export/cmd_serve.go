@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -37,7 +38,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		return err
 	}
 	defer env.close()
-	m := newMetrics()
+	m := newMetrics(cfg.Pipeline.Retention.Days)
 	c := newCycler(cfg, env, log, m)
 	schedule := pipeline.Schedule{Cycle: cfg.Serve.Cycle, Purge: cfg.Serve.Purge}
 
@@ -46,28 +47,16 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /metrics", m)
+	mux.Handle("GET /metrics", m.handler())
 	secret := getenv("HDC_CALLBACK_SECRET")
-	mux.HandleFunc("/callback/{secret}", func(w http.ResponseWriter, r *http.Request) {
-		if secret == "" || subtle.ConstantTimeCompare([]byte(r.PathValue("secret")), []byte(secret)) != 1 {
-			http.Error(w, "forbidden", http.StatusForbidden)
-			return
-		}
-		only := callbackReports(cfg, r.URL.Query().Get("report"))
-		if len(only) == 0 {
-			http.Error(w, "unknown report", http.StatusNotFound)
-			return
-		}
-		// The cycle runs on the service's context, not the request's.
-		go c.Trigger(ctx, only...)
-		w.WriteHeader(http.StatusAccepted)
-		_, _ = io.WriteString(w, "ingestion started\n")
-	})
+	// The cycle runs on the service's context, not the request's.
+	handleCallback(mux, cfg, secret, func(only ...string) bool { return c.Request(ctx, only...) })
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "cycle", cfg.Serve.Cycle, "purge", cfg.Serve.Purge,
 		"callback", secret != "")
@@ -77,6 +66,33 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
 	return err
+}
+
+// handleCallback serves the report-ready callback on mux:
+// POST /callback/<secret>?report=<name>. Any other method gets 405 with
+// Allow: POST (from ServeMux). request asks for a cycle of the named
+// reports (see pipeline.Cycler.Request) and reports whether it was queued
+// behind a running cycle; the answer (202) says which.
+func handleCallback(mux *http.ServeMux, cfg *Config, secret string, request func(only ...string) (queued bool)) {
+	mux.HandleFunc("POST /callback/{secret}", func(w http.ResponseWriter, r *http.Request) {
+		if secret == "" || subtle.ConstantTimeCompare([]byte(r.PathValue("secret")), []byte(secret)) != 1 {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		only := callbackReports(cfg, r.URL.Query().Get("report"))
+		if len(only) == 0 {
+			http.Error(w, "unknown report", http.StatusNotFound)
+			return
+		}
+		queued := request(only...)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusAccepted)
+		if queued {
+			_, _ = io.WriteString(w, "queued: ingestion runs when the running cycle ends\n")
+			return
+		}
+		_, _ = io.WriteString(w, "started: ingestion is running\n")
+	})
 }
 
 // callbackReports maps the callback's report parameter (a dataset name or

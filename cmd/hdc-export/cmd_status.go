@@ -24,7 +24,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return usageError{err}
 	}
-	sink, err := openSink(ctx, cfg.Sink)
+	sink, err := openSink(ctx, cfg.Sink, nil)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -70,19 +71,20 @@ type SinkConfig struct {
 }
 
 // envOverrides are the variables an operator or container sets; they win
-// over the file.
+// over the file. field is the config field each sets, so that an error in
+// its value names the variable (see attributeEnv).
 var envOverrides = []struct {
-	name  string
-	apply func(c *Config, v string)
+	name, field string
+	apply       func(c *Config, v string)
 }{
-	{"HDC_API_URL", func(c *Config, v string) { c.DevCenter.BaseURL, c.DevCenter.Emulator = v, false }},
-	{"HDC_TOKEN_URL", func(c *Config, v string) { c.DevCenter.TokenURL = v }},
-	{"HDC_TENANT_ID", func(c *Config, v string) { c.DevCenter.TenantID = v }},
-	{"HDC_CLIENT_ID", func(c *Config, v string) { c.DevCenter.ClientID = v }},
-	{"HDC_CLIENT_SECRET", func(c *Config, v string) { c.DevCenter.ClientSecret = devcenter.Secret(v) }},
-	{"HDC_SINK_URL", func(c *Config, v string) { c.Sink.URL = v }},
-	{"HDC_S3_ENDPOINT", func(c *Config, v string) { c.Sink.S3.Endpoint, c.Sink.S3.PathStyle = v, true }},
-	{"HDC_S3_REGION", func(c *Config, v string) { c.Sink.S3.Region = v }},
+	{"HDC_API_URL", "devcenter.url", func(c *Config, v string) { c.DevCenter.BaseURL, c.DevCenter.Emulator = v, false }},
+	{"HDC_TOKEN_URL", "devcenter.token_url", func(c *Config, v string) { c.DevCenter.TokenURL = v }},
+	{"HDC_TENANT_ID", "devcenter.tenant_id", func(c *Config, v string) { c.DevCenter.TenantID = v }},
+	{"HDC_CLIENT_ID", "devcenter.client_id", func(c *Config, v string) { c.DevCenter.ClientID = v }},
+	{"HDC_CLIENT_SECRET", "devcenter client secret", func(c *Config, v string) { c.DevCenter.ClientSecret = devcenter.Secret(v) }},
+	{"HDC_SINK_URL", "sink.url", func(c *Config, v string) { c.Sink.URL = v }},
+	{"HDC_S3_ENDPOINT", "sink.s3.endpoint", func(c *Config, v string) { c.Sink.S3.Endpoint, c.Sink.S3.PathStyle = v, true }},
+	{"HDC_S3_REGION", "sink.s3.region", func(c *Config, v string) { c.Sink.S3.Region = v }},
 }
 
 // LoadConfig reads a config file: defaults, then strict YAML (an unknown
@@ -104,6 +106,13 @@ func loadConfig(path string, getenv func(string) string, needAPI bool) (*Config,
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := checkYAML(&doc, reflect.TypeFor[Config]()); err != nil {
+		return nil, fmt.Errorf("config %s:\n%w", path, err)
+	}
 	cfg := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -112,23 +121,36 @@ func loadConfig(path string, getenv func(string) string, needAPI bool) (*Config,
 	}
 	dir := filepath.Dir(path)
 	var errs []error
+	home := homeDir(getenv)
+	fromEnv := map[string]string{} // field → variable
+	for _, o := range envOverrides {
+		if v := getenv(o.name); v != "" {
+			o.apply(cfg, v)
+			fromEnv[o.field] = o.name
+		}
+	}
+	if cfg.Sink.URL, err = expandHome(cfg.Sink.URL, home); err != nil {
+		errs = append(errs, fmt.Errorf("sink.url: %w", err))
+	}
+	if cfg.Pipeline.TempDir, err = expandHome(cfg.Pipeline.TempDir, home); err != nil {
+		errs = append(errs, fmt.Errorf("temp_dir: %w", err))
+	}
 	for i := range cfg.Pipeline.Reports {
 		r := &cfg.Pipeline.Reports[i]
 		if r.TemplateFile == "" {
 			errs = append(errs, fmt.Errorf("reports[%d].template_file: required", i))
 			continue
 		}
-		path := r.TemplateFile
+		path, err := expandHome(r.TemplateFile, home)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reports[%d].template_file: %w", i, err))
+			continue
+		}
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(dir, path)
 		}
 		if err := loadTemplate(path, &r.Template); err != nil {
 			errs = append(errs, fmt.Errorf("reports[%d].template_file: %w", i, err))
-		}
-	}
-	for _, o := range envOverrides {
-		if v := getenv(o.name); v != "" {
-			o.apply(cfg, v)
 		}
 	}
 	if v := getenv("HDC_CABS"); v != "" {
@@ -156,10 +178,64 @@ func loadConfig(path string, getenv func(string) string, needAPI bool) (*Config,
 	if err := cfg.validate(needAPI); err != nil {
 		errs = append(errs, err)
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := attributeEnv(errors.Join(errs...), fromEnv); err != nil {
 		return nil, fmt.Errorf("config %s:\n%w", path, err)
 	}
 	return cfg, nil
+}
+
+// attributeEnv rewords each error about a field whose value came from an
+// HDC_* variable so that it names the variable: "sink.url (from
+// HDC_SINK_URL): …". err may join many errors.
+func attributeEnv(err error, fromEnv map[string]string) error {
+	if err == nil || len(fromEnv) == 0 {
+		return err
+	}
+	var leaves []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		msg := e.Error()
+		for field, name := range fromEnv {
+			if strings.HasPrefix(msg, field+":") || strings.HasPrefix(msg, field+" ") {
+				e = fmt.Errorf("%s (from %s)%s", field, name, strings.TrimPrefix(msg, field))
+				break
+			}
+		}
+		leaves = append(leaves, e)
+	}
+	walk(err)
+	return errors.Join(leaves...)
+}
+
+// homeDir is the user's home folder: HOME, else the system's idea of it.
+func homeDir(getenv func(string) string) string {
+	if h := getenv("HOME"); h != "" {
+		return h
+	}
+	h, _ := os.UserHomeDir()
+	return h
+}
+
+// expandHome expands a leading "~" or "~/" of a path (YAML passes it on
+// verbatim, quoted or not, and no shell expands it) to home. "~user" is
+// an error: only the running user's home is known. URLs pass unchanged.
+func expandHome(p, home string) (string, error) {
+	if !strings.HasPrefix(p, "~") {
+		return p, nil
+	}
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return "", fmt.Errorf("%q: ~user paths are not supported; write the full path", p)
+	}
+	if home == "" {
+		return "", fmt.Errorf("%q: the home folder is not known (HOME is unset); write the full path", p)
+	}
+	return filepath.Join(home, p[1:]), nil
 }
 
 // loadTemplate reads a JSON template definition strictly.

@@ -61,7 +61,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"retention of a fraction", validBody + "retention: {days: 1.5}\n", `retention.days: "1.5" is not allowed: want a whole number of days from 1 to 30`},
 		{"retention as a string", validBody + "retention: {days: \"7\"}\n", `retention.days: "7" is not allowed`},
 		{"retention negative", validBody + "retention: {days: -3}\n", `retention.days: "-3" is not allowed`},
-		{"unknown field", validBody + "retension: {days: 3}\n", "field retension not found"},
+		{"unknown field", validBody + "retension: {days: 3}\n", "unknown field retension at top level; did you mean retention?"},
 		{"bad dataset name", strings.Replace(validBody, "name: ihv", "name: IHV-Driver", 1), "reports[0].name"},
 		{"missing template", strings.Replace(validBody, "templates/t.json", "templates/none.json", 1), "reports[0].template_file"},
 		{"bad sink", strings.Replace(validBody, "./lake", "ftp://x/y", 1), "sink.url: scheme \"ftp\""},

@@ -365,7 +365,7 @@ func (r *rig) start(lake, tmp string, extra ...string) *proc {
 // startWith is start with another config.
 func (r *rig) startWith(config, lake, tmp string, extra ...string) *proc {
 	r.t.Helper()
-	args := append([]string{"run", "--config", config, "--log-format", "json"}, extra...)
+	args := append([]string{"run", "--config", config, "--log-format", "json", "--detailed-exitcode"}, extra...)
 	cmd := exec.Command(r.bin, args...)
 	cmd.Env = r.env(lake, tmp)
 	cmd.Dir = r.work

@@ -5,18 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"sync"
 	"text/tabwriter"
-	"time"
 
 	"github.com/hdc-export/hdc-export/pipeline"
 )
 
 // Exit codes a scheduler can act on. Lease held and nothing to do are not
-// failures: tell the scheduler so (systemd SuccessExitStatus=4 5,
-// Kubernetes podFailurePolicy Ignore on 4 and 5, Airflow
-// skip_on_exit_code=[4, 5]).
+// failures: `run` exits 0 for both unless --detailed-exitcode asks for 4
+// and 5 (see schedulerCode).
 const (
 	exitOK         = 0 // the cycle did work and everything landed
 	exitFailed     = 1 // the cycle failed
@@ -64,29 +60,6 @@ func printTable(w io.Writer, s *pipeline.Summary) {
 	fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", s.RunsIngested, s.Rows, s.Partitions, s.Bytes,
 		s.RowsTooOld, s.RowsBad, s.ObjectsPurged, s.Duration)
 	_ = tw.Flush()
-}
-
-// progressWriter returns a live one-line progress display for a terminal,
-// or nil when w is not one (logs and summaries suffice there).
-func progressWriter(w io.Writer) func(string) {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return nil
-	}
-	var mu sync.Mutex
-	var last time.Time
-	return func(line string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Since(last) < 100*time.Millisecond && line != "" {
-			return
-		}
-		last = time.Now()
-		fmt.Fprintf(f, "\r\033[K%s", line)
-	}
 }
 
 func errorsIsLeaseHeld(err error) bool { return errors.Is(err, pipeline.ErrLeaseHeld) }

@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/hdc-export/hdc-export/internal/version"
 )
 
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT is set:
@@ -51,12 +54,15 @@ commands:
   purge      delete everything older than the retention window (--dry-run, --check)
   doctor     check a deployment: sink abilities and Dev Center credentials (--apply-lifecycle)
   emulator   serve the Dev Center API emulator with its demo account
+  version    print the version (also --version)
 
 Run 'hdc-export <command> -h' for a command's flags.
 `
 
 // run is main without the process: it returns the exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+func run(ctx context.Context, args []string, stdout, stderrW io.Writer, getenv func(string) string) int {
+	stderr := newConsole(stderrW)
+	defer stderr.setProgress("")
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -80,6 +86,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdDoctor(ctx, args[1:], stdout, stderr, getenv)
 	case "emulator":
 		err = cmdEmulator(ctx, args[1:], stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, version.String())
+		return exitOK
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -89,7 +98,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err == nil {
 		return code
 	}
-	fmt.Fprintf(stderr, "hdc-export %s: %v\n", args[0], err)
+	if errors.Is(err, flag.ErrHelp) { // -h, --help: the flag set printed its usage
+		return exitOK
+	}
+	stderr.fail(args[0], err)
 	var ue usageError
 	if errors.As(err, &ue) {
 		return exitUsage
@@ -100,18 +112,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return code
 }
 
-// newLogger builds the one slog handler of the process.
+// newLogger builds the one slog handler of the process. If w is the
+// process's console, it is told the logger (see console.setLogger).
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var log *slog.Logger
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		log = slog.New(slog.NewTextHandler(w, opts))
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		log = slog.New(slog.NewJSONHandler(w, opts))
+	default:
+		return nil, usageError{fmt.Errorf("--log-format %q: want text or json", format)}
 	}
-	return nil, usageError{fmt.Errorf("--log-format %q: want text or json", format)}
+	if c, ok := w.(*console); ok {
+		c.setLogger(log, format == "json")
+	}
+	return log, nil
 }

@@ -146,7 +146,7 @@ func TestExitCodes(t *testing.T) {
 	if code, _, stderr := runCLI(t, vars, "run", "--config", cfg); code != exitOK {
 		t.Fatalf("first run exit %d: %s", code, stderr)
 	}
-	if code, _, _ := runCLI(t, vars, "run", "--config", cfg); code != exitNothingNew {
+	if code, _, _ := runCLI(t, vars, "run", "--config", cfg, "--detailed-exitcode"); code != exitNothingNew {
 		t.Errorf("second run exit %d, want %d (nothing new)", code, exitNothingNew)
 	}
 	vars["HDC_API_URL"] = "http://127.0.0.1:1"
@@ -216,7 +216,8 @@ func TestServe(t *testing.T) {
 	body := new(strings.Builder)
 	_, _ = bufio.NewReader(resp.Body).WriteTo(body)
 	resp.Body.Close()
-	for _, want := range []string{"hdc_runs_ingested_total", "hdc_rows_written_total", "hdc_last_success_timestamp_seconds", "hdc_oldest_object_age_seconds", `hdc_cycles_total{outcome="ok"} 1`} {
+	for _, want := range []string{"hdc_runs_ingested_total", "hdc_rows_written_total", "hdc_last_success_timestamp_seconds", "hdc_oldest_object_date_timestamp_seconds",
+		`hdc_cycles_total{outcome="ok"} 1`, "hdc_build_info{goversion=", "go_goroutines ", "process_resident_memory_bytes ", `hdc_cabs_total{outcome="mirrored",reason="other"}`} {
 		if !strings.Contains(body.String(), want) {
 			t.Errorf("metrics lack %s:\n%s", want, body)
 		}
@@ -226,6 +227,9 @@ func TestServe(t *testing.T) {
 	}
 	if resp, err := http.Post("http://"+addr+"/callback/wrong", "", nil); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("callback with a wrong secret: %v %v", resp, err)
+	}
+	if resp, err := http.Get("http://" + addr + "/callback/cb-secret?report=ihv_driver"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("callback by GET: %v %v", resp, err)
 	}
 	if resp, err := http.Post("http://"+addr+"/callback/cb-secret?report=ihv_driver", "", nil); err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Errorf("callback: %v %v", resp, err)

@@ -91,7 +91,9 @@ func TestPurgeCheckExitCodesAndJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"hdc_retention_check_ok 0\n", "hdc_retention_unrecognised_items 1\n", "hdc_retention_stale_items 0\n", "hdc_objects_purged_total 1\n", "hdc_retention_check_timestamp_seconds 1."} {
+	for _, want := range []string{`hdc_retention_check_ok{command="purge"} 0` + "\n", `hdc_retention_unrecognised_items{command="purge"} 1` + "\n",
+		`hdc_retention_stale_items{command="purge"} 0` + "\n", `hdc_objects_purged_total{command="purge"} 1` + "\n",
+		`hdc_purge_items_total{command="purge",outcome="kept",reason="unrecognised"} 1` + "\n", `hdc_retention_check_timestamp_seconds{command="purge"} 1.`} {
 		if !strings.Contains(string(prom), want) {
 			t.Errorf("metrics file lacks %q:\n%s", want, prom)
 		}

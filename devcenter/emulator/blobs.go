@@ -106,7 +106,7 @@ func (e *Emulator) serveReportBlob(w http.ResponseWriter, r *http.Request) {
 // x-ms-blob-content-md5 and, unless a range is requested (whose body is not
 // the whole blob), in Content-MD5. Blob faults (see Faults) apply here.
 func (e *Emulator) serveBlob(w http.ResponseWriter, r *http.Request, modified time.Time, data []byte, sum [md5.Size]byte, contentType string) {
-	w, answered := e.blobFault(w, r)
+	w, answered := e.blobFault(e.slowLink(w, r), r)
 	if answered {
 		return
 	}

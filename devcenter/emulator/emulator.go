@@ -113,6 +113,13 @@ type Options struct {
 	// cabinet header are raised to 36, and CabSizeMax may be at most 1 GiB.
 	// A cab's size and bytes are a pure function of the seed and its id.
 	CabSizeMin, CabSizeMax int
+	// Quirks switch on service behaviours the reference allows: limit and
+	// normalised echoes, paging, exclusive date bounds, a slow link.
+	Quirks Quirks
+	// BadRowEvery makes every BadRowEvery-th data row of a report file
+	// carry an EventCount that is not a number (see badrows.go), so that
+	// exports quarantine rows; 0 means none.
+	BadRowEvery int
 }
 
 // Emulator is the emulated service. It is safe for concurrent use.
@@ -228,6 +235,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if err := o.Faults.validate(); err != nil {
 		return o, fmt.Errorf("option Faults: %w", err)
+	}
+	if err := o.Quirks.validate(); err != nil {
+		return o, fmt.Errorf("option Quirks: %w", err)
 	}
 	switch {
 	case o.CabSizeMin < 0 || o.CabSizeMax < 0:

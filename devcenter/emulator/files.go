@@ -66,7 +66,7 @@ func (e *Emulator) renderReport(spec fileSpec) ([]byte, error) {
 	if err := w.Write(spec.query.header()); err != nil {
 		return nil, fmt.Errorf("writing header of report %d: %w", spec.key.reportID, err)
 	}
-	if err := spec.query.run(e.reportRows(spec), w.Write); err != nil {
+	if err := spec.query.run(e.reportRows(spec), e.badRows(spec.query.header(), w.Write)); err != nil {
 		return nil, fmt.Errorf("writing rows of report %d: %w", spec.key.reportID, err)
 	}
 	w.Flush()

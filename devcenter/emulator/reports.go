@@ -142,19 +142,10 @@ func (e *Emulator) listReports(w http.ResponseWriter, r *http.Request) error {
 	e.mu.Lock()
 	items := make([]reportItem, 0, len(e.reports))
 	for _, rep := range e.reports {
-		sched, err := json.Marshal(scheduleJSON{
-			StartTime:          rep.sched.start.Format(time.RFC3339),
-			RecurrenceInterval: rep.sched.interval,
-			Recurrence:         rep.sched.recurrence,
-		})
-		if err != nil {
-			e.mu.Unlock()
-			return err
-		}
 		items = append(items, reportItem{
 			ReportID:         rep.id,
 			TemplateID:       rep.templateID,
-			Schedule:         string(sched),
+			Schedule:         e.echoSchedule(rep.sched),
 			IsActive:         rep.active(),
 			CreatedDatetime:  rep.created.Format(listTimeLayout),
 			ModifiedDatetime: rep.modified.Format(listTimeLayout),
@@ -162,8 +153,7 @@ func (e *Emulator) listReports(w http.ResponseWriter, r *http.Request) error {
 	}
 	e.mu.Unlock()
 	slices.SortFunc(items, func(a, b reportItem) int { return a.ReportID - b.ReportID })
-	writeData(w, http.StatusOK, items)
-	return nil
+	return writeList(e, w, r, items)
 }
 
 // pauseReport serves POST report/pause/{id}. Runs scheduled while a report

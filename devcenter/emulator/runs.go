@@ -61,10 +61,11 @@ func (e *Emulator) reportData(w http.ResponseWriter, r *http.Request) error {
 	}
 	runs := []runView{}
 	newestFinished, hasFinished := rep.newestRun(now.Add(-generateTime))
+	from, to, open := e.runBounds(from, to)
 	if to.After(now) {
 		to = now
 	}
-	if first, last, ok := rep.sched.runIndexes(from, to); ok {
+	if first, last, ok := rep.sched.runIndexes(from, to); ok && open {
 		for k := first; k <= last; k++ {
 			at := rep.sched.runAt(k)
 			if rep.pausedAt(at) {
@@ -81,8 +82,7 @@ func (e *Emulator) reportData(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	e.mu.Unlock()
-	writeData(w, http.StatusOK, runs)
-	return nil
+	return writeList(e, w, r, runs)
 }
 
 // runWindow resolves reportdata's startDate and endDate into the first and

@@ -84,15 +84,14 @@ func (e *Emulator) listTemplates(w http.ResponseWriter, r *http.Request) error {
 	for _, t := range e.templates {
 		items = append(items, templateItem{
 			TemplateID:       t.id,
-			Template:         t.definitionJSON(),
+			Template:         e.echoDefinition(t),
 			CreatedDatetime:  t.created.Format(listTimeLayout),
 			ModifiedDatetime: t.modified.Format(listTimeLayout),
 		})
 	}
 	e.mu.Unlock()
 	slices.SortFunc(items, func(a, b templateItem) int { return a.TemplateID - b.TemplateID })
-	writeData(w, http.StatusOK, items)
-	return nil
+	return writeList(e, w, r, items)
 }
 
 // getTemplate serves GET reporttemplate/{id}.
@@ -105,7 +104,7 @@ func (e *Emulator) getTemplate(w http.ResponseWriter, r *http.Request) error {
 	t, ok := e.templates[id]
 	var item templateItem
 	if ok {
-		item = templateItem{TemplateID: t.id, Template: t.definitionJSON()}
+		item = templateItem{TemplateID: t.id, Template: e.echoDefinition(t)}
 	}
 	e.mu.Unlock()
 	if !ok {

@@ -31,6 +31,9 @@ const (
 	dateLayout = time.DateOnly // partition dates
 	partFile   = "part-00000.parquet"
 
+	// QuarantineDir holds the bad rows: <dataset>/date=YYYY-MM-DD/<report>-<run>.tsv.
+	QuarantineDir = StateDir + "/quarantine"
+
 	CabDir      = "cabs"
 	CabIndexDir = "cab_index"
 	cabStateDir = StateDir + "/cabstate"
@@ -82,7 +85,7 @@ func CommitKey(dataset string, reportID int64, run time.Time) string {
 
 // QuarantineKey holds a run's rows of date d that did not parse.
 func QuarantineKey(dataset string, d Date, reportID int64, run string) string {
-	return fmt.Sprintf("%s/quarantine/%s/date=%s/%d-%s.tsv", StateDir, dataset, d, reportID, run)
+	return fmt.Sprintf("%s/%s/date=%s/%d-%s.tsv", QuarantineDir, dataset, d, reportID, run)
 }
 
 // RunID names a report run by its time: "20261121T020000Z". Run ids

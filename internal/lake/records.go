@@ -105,6 +105,10 @@ func Exists(ctx context.Context, s sinks.Sink, key string) (bool, error) {
 type DatasetSchema struct {
 	Dataset string            `json:"dataset"`
 	Columns map[string]string `json:"columns"` // lake column name → SQL type
+	// Added are the columns that compatible schema changes added after
+	// the dataset's first run, oldest first: the DDL's ALTER TABLE path.
+	// Records written before it existed lack it (see ReadSchemaHistory).
+	Added []string `json:"added,omitempty"`
 }
 
 // SchemaChange is a compatible change of a dataset's columns, recorded in

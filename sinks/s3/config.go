@@ -1,13 +1,18 @@
 package s3
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/hdc-export/hdc-export/sinks"
 )
@@ -80,6 +85,11 @@ type Config struct {
 	// attempt, with exponential backoff, on 5xx, SlowDown/503, throttling
 	// and network errors. Default 8; negative disables retries.
 	MaxRetries int `yaml:"max_retries"`
+	// RefusedRetryFor bounds the retries of a request whose connection was
+	// refused (nothing listens at the endpoint): short waits adding up to
+	// at most this long, then the request fails. Default
+	// DefaultRefusedRetryFor (10 s); negative means no retry.
+	RefusedRetryFor time.Duration `yaml:"refused_retry_for"`
 	// InsecureSkipVerify disables TLS certificate verification. Off by
 	// default; use it only for a test store with a self-signed certificate.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
@@ -173,6 +183,12 @@ func (c Config) withDefaults() Config {
 		c.Concurrency = DefaultConcurrency
 	}
 	switch {
+	case c.RefusedRetryFor == 0:
+		c.RefusedRetryFor = DefaultRefusedRetryFor
+	case c.RefusedRetryFor < 0:
+		c.RefusedRetryFor = 0
+	}
+	switch {
 	case c.MaxRetries == 0:
 		c.MaxRetries = DefaultMaxRetries
 	case c.MaxRetries < 0:
@@ -196,4 +212,17 @@ func (c *Config) checksumMode() (aws.RequestChecksumCalculation, error) {
 		return aws.RequestChecksumCalculationWhenRequired, nil
 	}
 	return 0, fmt.Errorf("%q is not one of auto, crc32, required, off, when_required", c.Checksum)
+}
+
+// WithSlog sends the AWS SDK's own messages (such as its checksum and
+// retry warnings, which it would print as plain lines on stderr) to log:
+// pass it to New. Warnings stay warnings; anything else is debug.
+func WithSlog(log *slog.Logger) func(*config.LoadOptions) error {
+	return config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		level := slog.LevelDebug
+		if c == logging.Warn {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "aws sdk: "+fmt.Sprintf(format, v...))
+	}))
 }

@@ -79,6 +79,8 @@ func mapErr(op, key string, err error) error {
 	code, status := errorCode(err)
 	var kind error
 	switch {
+	case errors.Is(err, ErrNoCredentials):
+		return fmt.Errorf("%s: %w", where, err) // permanent already
 	case code == "KeyTooLongError" || code == "XMinioInvalidObjectName":
 		kind = sinks.ErrInvalidKey
 	case code == "NoSuchBucket":

@@ -47,7 +47,10 @@ type Store struct {
 // config and credentials files (AWS_PROFILE), web identity (IRSA), SSO, and
 // the container or instance role. Config never holds them. optFns are
 // applied after the Store's own settings and may override them; tests use
-// config.WithCredentialsProvider to pass static keys.
+// config.WithCredentialsProvider to pass static keys. When the chain finds
+// nothing, the error names the variables and roles that provide
+// credentials (ErrNoCredentials), and is not retried. A refused connection
+// is retried for at most Config.RefusedRetryFor.
 //
 // New does not contact the store.
 func New(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) error) (*Store, error) {
@@ -59,7 +62,7 @@ func New(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) er
 
 	maxAttempts := cfg.MaxRetries + 1
 	retryer := func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
+		return refusedRetryer{budget: cfg.RefusedRetryFor, RetryerV2: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = maxAttempts
 			// The client-wide retry token bucket would fail requests
 			// outright after a burst of errors; a batch exporter prefers
@@ -70,7 +73,7 @@ func New(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) er
 			o.Retryables = append(o.Retryables, retry.RetryableErrorCode{
 				Codes: map[string]struct{}{"SlowDown": {}},
 			})
-		})
+		})}
 	}
 
 	httpClient := awshttp.NewBuildableClient()
@@ -93,6 +96,9 @@ func New(ctx context.Context, cfg Config, optFns ...func(*config.LoadOptions) er
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3: load AWS configuration: %w", err)
+	}
+	if awsCfg.Credentials != nil {
+		awsCfg.Credentials = credentialsHint{awsCfg.Credentials}
 	}
 
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {

@@ -3,8 +3,12 @@
 package main
 
 import (
+	"context"
+
 	"fmt"
 	"path/filepath"
+
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/hdc-export/hdc-export/internal/lake/iceberg"
 	"github.com/hdc-export/hdc-export/pipeline"
@@ -50,4 +54,27 @@ func openFormat(cfg *Config, sink sinks.Sink) (pipeline.TableFormat, error) {
 		}
 	}
 	return iceberg.New(ic, sink)
+}
+
+// icebergMetadata returns a lookup of a dataset's current metadata file in
+// the lake's catalog ("" for a table with none yet).
+func icebergMetadata(ctx context.Context, cfg *Config, sink sinks.Sink) (func(string) (string, error), error) {
+	tf, err := openFormat(cfg, sink)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := tf.(*iceberg.Format)
+	if !ok {
+		return nil, fmt.Errorf("ddl: the lake's table format is not iceberg")
+	}
+	return func(dataset string) (string, error) {
+		loc := ""
+		err := f.Read(ctx, dataset, func(t *table.Table) error {
+			if t != nil && t.CurrentSnapshot() != nil {
+				loc = t.MetadataLocation()
+			}
+			return nil
+		})
+		return loc, err
+	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,6 +193,17 @@ func TestIcebergRetentionOver120SimulatedDays(t *testing.T) {
 			}
 		}
 		checkIcebergDay(t, h, f, day)
+		// The purge deletes old metadata files: each table keeps its
+		// current one only.
+		meta := map[string]int{}
+		for _, key := range listKeys(t, h.sink) {
+			if ds, _, ok := strings.Cut(key, "/metadata/"); ok && strings.HasSuffix(key, ".metadata.json") {
+				meta[ds]++
+			}
+		}
+		if want := map[string]int{"ihv_driver": 1, "oem_driver": 1}; !maps.Equal(meta, want) {
+			t.Fatalf("day %d: metadata files per table %v, want %v", day, meta, want)
+		}
 		h.clock.Advance(24 * time.Hour)
 	}
 }

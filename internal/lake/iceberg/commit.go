@@ -148,9 +148,11 @@ func (f *Format) create(ctx context.Context, cat catalogT, dataset string, files
 		catalog.WithProperties(iceberg.Properties{
 			table.PropertyFormatVersion: "2",
 			table.GCEnabledKey:          "true",
-			// old metadata files are deleted after each commit; Expire
-			// removes any a crash leaves
-			table.MetadataDeleteAfterCommitEnabledKey: "true",
+			// Old metadata files are orphans to Expire's sweep, which
+			// deletes them (and any a crash leaves) in every purge; a
+			// delete after each commit as well would only race it, and
+			// iceberg-go logs each file it finds gone to the std log.
+			table.MetadataDeleteAfterCommitEnabledKey: "false",
 			table.MetadataPreviousVersionsMaxKey:      "1",
 		}))
 	if err != nil {

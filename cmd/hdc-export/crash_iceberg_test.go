@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -156,6 +157,8 @@ func TestIcebergCrashInCommit(t *testing.T) {
 				if !got.equal(want) {
 					t.Fatalf("killed in %s (%s): tables\n got %s\nwant %s", phase, what, got, want)
 				}
+				// and purge --check finds the lake clean, nothing left orphaned.
+				r.checkIcebergPurge(t, lk, tmp)
 				t.Logf("killed in %s (%s); recovery exit %d", phase, what, rec.code)
 				return
 			}
@@ -300,4 +303,21 @@ func readIcebergLake(t *testing.T, dir, tmp string) icebergLake {
 		out[ds] = tb
 	}
 	return out
+}
+
+// checkIcebergPurge runs purge --check on lk: it must exit 0 with a clean
+// verdict, two tables, nothing left and no orphan.
+func (r *rig) checkIcebergPurge(t *testing.T, lk, tmp string) {
+	t.Helper()
+	cmd := exec.Command(r.bin, "purge", "--config", r.config, "--check", "--json")
+	cmd.Env, cmd.Dir = r.env(lk, tmp), r.work
+	out, err := cmd.Output()
+	var rep struct {
+		Verdict string           `json:"verdict"`
+		Table   *lake.TableCheck `json:"table"`
+	}
+	if jerr := json.Unmarshal(out, &rep); err != nil || jerr != nil || rep.Verdict != "clean" || rep.Table == nil ||
+		rep.Table.Tables != 2 || rep.Table.Left != 0 || rep.Table.Orphans != 0 {
+		t.Fatalf("purge --check: %v %v: %s", err, jerr, out)
+	}
 }

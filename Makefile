@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= bin/hdc-export
 CONFIG  ?= configs/demo.yaml
 
-.PHONY: run run-minio build test unit long e2e vet lint tidy-check fuzz bench clean rules
+.PHONY: run run-minio build test unit long e2e vet lint tidy-check fuzz bench clean rules iceberg iceberg-long
 
 build:
 	$(GO) build -o $(BIN) ./cmd/hdc-export
@@ -24,7 +24,19 @@ run: build
 run-minio:
 	bash scripts/minio-demo.sh
 
-test: vet unit long e2e rules
+test: vet unit long e2e rules iceberg
+
+# Iceberg tables (issue 18) are linked only with the iceberg build tag:
+# its scan against the Hive rule, with purge checks. iceberg-long adds the
+# 120-day simulations (folder, and MinIO plain and versioned; minutes) and
+# the SIGKILL-in-the-commit crash test.
+iceberg:
+	$(GO) vet -tags iceberg ./cmd/... ./pipeline/ ./internal/lake/...
+	$(GO) test -tags iceberg -count=1 -run 'TestIcebergMatchesHive' ./pipeline/
+
+iceberg-long:
+	$(GO) test -tags iceberg -count=1 -timeout 60m -run 'TestIceberg' ./pipeline/
+	$(GO) test -tags iceberg -count=1 -timeout 10m -run 'TestIcebergCrash' ./cmd/hdc-export/
 
 vet:
 	$(GO) vet ./...

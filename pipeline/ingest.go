@@ -29,6 +29,9 @@ type runResult struct {
 	// heldBack lists the partitions that made the run held back (see
 	// checkShrink): nothing of it was committed.
 	heldBack []shrink
+	// files maps each owned date to its file (nil: none), for the table
+	// format's commit.
+	files map[lake.Date]*lake.File
 }
 
 // ingest downloads one run, converts its rows into date partitions, writes
@@ -135,6 +138,9 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		}
 	}
 	slices.Sort(res.commit.Partitions)
+	if err := r.commitFormat(ctx, &res); err != nil {
+		return res, err
+	}
 	if err := r.fence(ctx); err != nil {
 		return res, err
 	}
@@ -154,9 +160,15 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 // commitOwned commits date d of a run (see commitPartition) and counts it
 // in res.
 func (r *Runner) commitOwned(ctx context.Context, dataset string, reportID devcenter.ID, run string, d lake.Date, layout *schema.Layout, part *spillPart, res *runResult) error {
-	n, err := r.commitPartition(ctx, dataset, reportID, run, d, layout, part, res.change)
+	n, f, owned, err := r.commitPartition(ctx, dataset, reportID, run, d, layout, part, res.change)
 	if err != nil {
 		return fmt.Errorf("partition %s: %w", d, err)
+	}
+	if owned {
+		if res.files == nil {
+			res.files = map[lake.Date]*lake.File{}
+		}
+		res.files[d] = f
 	}
 	res.commit.Partitions = append(res.commit.Partitions, d.String())
 	res.partitions++
@@ -502,47 +514,53 @@ func (r *Runner) open(ctx context.Context, reportID devcenter.ID, run devcenter.
 // or none if part is nil) unless a newer run already wrote it. change is
 // the run's compatible schema change, recorded in the manifest. The data
 // object is put before the manifest, so a crash in between is redone by the
-// next run. It returns the bytes written.
-func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID devcenter.ID, run string, d lake.Date, layout *schema.Layout, part *spillPart, change *lake.SchemaChange) (int64, error) {
+// next run. It returns the bytes written, and whether the run owns the
+// date with its file (nil: no rows).
+func (r *Runner) commitPartition(ctx context.Context, dataset string, reportID devcenter.ID, run string, d lake.Date, layout *schema.Layout, part *spillPart, change *lake.SchemaChange) (int64, *lake.File, bool, error) {
 	if err := r.fence(ctx); err != nil {
-		return 0, err
+		return 0, nil, false, err
 	}
 	var old lake.Manifest
 	err := lake.GetJSON(ctx, r.Sink, lake.ManifestKey(dataset, d), &old)
 	switch {
 	case errors.Is(err, sinks.ErrNotFound):
 	case err != nil:
-		return 0, err
+		return 0, nil, false, err
 	case old.Run > run:
 		r.Log.Info("partition kept: a newer run wrote it", "dataset", dataset, "date", d.String())
-		return 0, nil
+		return 0, nil, false, nil
 	}
 	m := lake.Manifest{Dataset: dataset, Date: d.String(), ReportID: int64(reportID), Run: run, SchemaVersion: schema.Version, SchemaChange: change}
 	if layout != nil {
 		m.Schema = layout.Signature()
 	}
 	var written int64
-	if part == nil {
+	var file *lake.File
+	switch {
+	case part == nil && r.Format != nil: // the table format drops the date's old file in the run's commit
+	case part == nil:
 		if err := r.Sink.Delete(ctx, lake.DataKey(dataset, d)); err != nil {
-			return 0, fmt.Errorf("remove data: %w", err)
+			return 0, nil, false, fmt.Errorf("remove data: %w", err)
 		}
-	} else {
-		f, err := checkPart(layout, part, lake.DataKey(dataset, d))
+	default:
+		f, err := checkPart(layout, part, r.dataKey(dataset, d, run))
 		if err != nil {
-			return 0, err
+			return 0, nil, false, err
 		}
-		m.Rows, m.Files = f.Rows, []lake.File{f}
-		if !(old.Run == run && slices.Equal(old.Files, m.Files)) {
+		m.Rows, m.Files, file = f.Rows, []lake.File{f}, &f
+		// A table format's purge may have removed the file of a run that
+		// never committed, so it is always put again.
+		if r.Format != nil || !(old.Run == run && slices.Equal(old.Files, m.Files)) {
 			if err := r.Sink.Put(ctx, f.Key, part.f); err != nil {
-				return 0, fmt.Errorf("put data: %w", err)
+				return 0, nil, false, fmt.Errorf("put data: %w", err)
 			}
 			written = f.Bytes
 		}
 	}
 	if old.Run == run && old.Rows == m.Rows && slices.Equal(old.Files, m.Files) && old.Schema == m.Schema && reflect.DeepEqual(old.SchemaChange, m.SchemaChange) {
-		return written, nil
+		return written, file, true, nil
 	}
-	return written, lake.PutJSON(ctx, r.Sink, lake.ManifestKey(dataset, d), m)
+	return written, file, true, lake.PutJSON(ctx, r.Sink, lake.ManifestKey(dataset, d), m)
 }
 
 // checkPart verifies a spill file with the independent reader, hashes it,

@@ -84,6 +84,10 @@ type PurgeReport struct {
 
 	OldestDate string `json:"oldest_date,omitempty"` // oldest dated item seen, before deleting
 
+	// Table is what the table format's step found and did (see
+	// TableFormat.Expire); nil for plain Hive files.
+	Table *lake.TableCheck `json:"table,omitempty"`
+
 	stale []string
 }
 
@@ -127,6 +131,10 @@ func (p *PurgeReport) Judge() Verdict {
 		return VerdictCannotDestroy
 	case p.Objects > p.Deleted || p.Uploads > p.UploadsAborted || p.TempFolders > 0 && p.DryRun:
 		return VerdictStale
+	case p.Table != nil && p.Table.Left > 0 && p.DryRun:
+		return VerdictStale
+	case p.Table != nil && p.Table.Left > 0:
+		return VerdictCannotDestroy
 	}
 	return VerdictClean
 }
@@ -172,12 +180,20 @@ func (r *Runner) Purge(ctx context.Context, dryRun bool) (*PurgeReport, error) {
 	w := lake.NewWindow(now, r.Config.Retention.Days)
 	rep := &PurgeReport{Time: now, Runner: r.Config.RunnerID, WindowStart: w.First.String(), DryRun: dryRun, Prefixes: map[string]int{}}
 	defer func() { rep.Verdict = rep.Judge() }()
+	// The table format goes first: a file is dropped from the tables
+	// before it is destroyed. If it fails, the destroying still happens
+	// (retention is a legal limit), and the check proves nothing.
+	formatErr := r.expireFormat(ctx, w, dryRun, rep)
 	plan, err := r.survey(ctx, w, since, rep)
 	if err != nil {
 		rep.Store.Complete = false // a walk cut short proves nothing
-		return rep, fmt.Errorf("purge: %w", err)
+		return rep, errors.Join(fmt.Errorf("purge: %w", err), formatErr)
 	}
 	var errs []error
+	if formatErr != nil {
+		rep.Store.Complete = false
+		errs = append(errs, fmt.Errorf("purge: %w", formatErr))
+	}
 	n, err := sweepIdleTemp(r.Config.TempDir, now, !dryRun)
 	rep.TempFolders, rep.TempFoldersFailed = n.found, n.failed
 	if err != nil {
@@ -310,7 +326,7 @@ func (r *Runner) survey(ctx context.Context, w lake.Window, since time.Time, rep
 			oldest = min(oldest, d)
 		case st == lake.Undated && partial && strings.HasPrefix(path.Base(it.Key), ".tmp-"):
 			return nil // a partial write of the sink: sweepSinkTemp's
-		case st == lake.Undatable || !lake.IsState(it.Key):
+		case st == lake.Undatable || !r.isState(it.Key):
 			rep.Unrecognised++
 			if q := strconv.QuoteToASCII(it.Key); len(rep.UnrecognisedKeys) < maxListedKeys && !slices.Contains(rep.UnrecognisedKeys, q) {
 				rep.UnrecognisedKeys = append(rep.UnrecognisedKeys, q)

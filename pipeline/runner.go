@@ -50,6 +50,9 @@ type Runner struct {
 	// Progress, if set, receives a one-line status now and then (for a live
 	// terminal display). It must be fast.
 	Progress func(line string)
+	// Format, if set, is the lake's table format (see TableFormat); nil
+	// is plain Hive files.
+	Format TableFormat
 
 	// live is the run being ingested, for Progress; nil between runs.
 	live *liveRun

@@ -66,6 +66,11 @@ func cmdDDL(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err != nil {
 		return err
 	}
+	if cfg.Sink.TableFormat == "iceberg" { // its report datasets are Iceberg tables (ddl_iceberg.go)
+		if tables, err = printIcebergDDL(ctx, stdout, tables, athena, duck, cfg, sink); err != nil {
+			return err
+		}
+	}
 	if athena {
 		w := lake.NewWindow(time.Now(), cfg.Pipeline.Retention.Days)
 		if err := printAthena(stdout, tables, projectionOf(w, time.Now())); err != nil {

@@ -54,7 +54,12 @@ func cmdPurge(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		m.observePurge(nil, err)
 		return exitCouldNotCheck, err
 	}
-	c := newCycler(cfg, &environment{sink: sink}, log, m)
+	format, err := openFormat(cfg, sink)
+	if err != nil {
+		m.observePurge(nil, err)
+		return exitCouldNotCheck, err
+	}
+	c := newCycler(cfg, &environment{sink: sink, format: format}, log, m)
 	var rep *pipeline.PurgeReport
 	if *dryRun || *check {
 		rep, err = c.Runner.Purge(ctx, true)

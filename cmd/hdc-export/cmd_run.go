@@ -150,6 +150,7 @@ func writeSummary(stdout io.Writer, path string, sum *pipeline.Summary) error {
 type environment struct {
 	client  *devcenter.Client
 	sink    sinks.Sink
+	format  pipeline.TableFormat // nil: plain Hive files
 	closers []func()
 }
 
@@ -184,6 +185,9 @@ func setup(ctx context.Context, cfg *Config, log *slog.Logger) (*environment, er
 		return nil, err
 	}
 	env.sink = sink
+	if env.format, err = openFormat(cfg, sink); err != nil {
+		return nil, err
+	}
 	dc := cfg.DevCenter.Config
 	if cfg.DevCenter.Emulator {
 		// The demo's cabs are small (8–32 KiB) so that one `make run`

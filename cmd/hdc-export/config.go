@@ -63,6 +63,11 @@ type SinkConfig struct {
 	// S3 tunes an s3:// sink (bucket and prefix come from URL). Credentials
 	// come from the AWS SDK's standard chain, never from this file.
 	S3 s3.Config `yaml:"s3"`
+	// TableFormat is how the lake keeps its tables: "hive" (default,
+	// plain files) or "iceberg" (a binary built with -tags iceberg).
+	TableFormat string `yaml:"table_format"`
+	// Iceberg places an Iceberg lake's catalog (see TableFormat).
+	Iceberg IcebergConfig `yaml:"iceberg"`
 }
 
 // envOverrides are the variables an operator or container sets; they win

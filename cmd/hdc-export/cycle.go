@@ -64,7 +64,7 @@ func interruptedCode(ctx context.Context, code int, err error) int {
 // share. env.client may be nil (purge needs storage only); m may be nil.
 func newCycler(cfg *Config, env *environment, log *slog.Logger, m *metrics) *pipeline.Cycler {
 	c := &pipeline.Cycler{
-		Runner:   pipeline.Runner{Config: cfg.Pipeline, Sink: env.sink, Log: log},
+		Runner:   pipeline.Runner{Config: cfg.Pipeline, Sink: env.sink, Log: log, Format: env.format},
 		LeaseTTL: cfg.Lease.TTL,
 		OnCycle:  m.observeCycle,
 		OnPurge:  m.observePurge,

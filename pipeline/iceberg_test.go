@@ -1,0 +1,254 @@
+//go:build iceberg
+
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go/table"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/devcenter/emulator"
+	"github.com/hdc-export/hdc-export/internal/lake"
+	"github.com/hdc-export/hdc-export/internal/lake/iceberg"
+	"github.com/hdc-export/hdc-export/pipeline"
+	"github.com/hdc-export/hdc-export/sinks/s3/miniotest"
+)
+
+// useIceberg makes the harness's lake an Iceberg lake on its folder.
+func useIceberg(t *testing.T, h *harness) *iceberg.Format {
+	t.Helper()
+	f, err := iceberg.New(iceberg.Config{Warehouse: "file://" + h.lakeDir, TempDir: h.tmp}, h.sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.runner.Format = f
+	return f
+}
+
+// icebergStats reads a dataset with iceberg-go's own scan: rows and
+// EventCount sums per failure date, and the data files the current
+// snapshot references.
+func icebergStats(t *testing.T, f *iceberg.Format, dataset string) (map[string]dayStats, []string) {
+	t.Helper()
+	out := map[string]dayStats{}
+	var files []string
+	err := f.Read(context.Background(), dataset, func(tb *table.Table) error {
+		if tb == nil {
+			return fmt.Errorf("no table %s", dataset)
+		}
+		scan := tb.Scan()
+		tasks, err := scan.PlanFiles(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, task := range tasks {
+			files = append(files, task.File.FilePath())
+		}
+		_, recs, err := scan.ToArrowRecords(context.Background())
+		if err != nil {
+			return err
+		}
+		for rec, err := range recs {
+			if err != nil {
+				return err
+			}
+			sc := rec.Schema()
+			di, ei := sc.FieldIndices("failure_date"), sc.FieldIndices("event_count")
+			if len(di) != 1 || len(ei) != 1 {
+				return fmt.Errorf("columns failure_date/event_count missing: %v", sc)
+			}
+			dates, events := rec.Column(di[0]).(*array.Date32), rec.Column(ei[0]).(*array.Int64)
+			for i := range int(rec.NumRows()) {
+				d := lake.Date(dates.Value(i)).String()
+				s := out[d]
+				out[d] = dayStats{s.rows + 1, s.events + events.Value(i)}
+			}
+			rec.Release()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, files
+}
+
+// checkIcebergAgainstTruth: iceberg-go's scan of each table holds exactly
+// the rows the Hive rule gives (the newest run owns a date), and the
+// current snapshot references each file once.
+func checkIcebergAgainstTruth(t *testing.T, h *harness, f *iceberg.Format) {
+	t.Helper()
+	w := lake.NewWindow(h.clock.Now(), 30)
+	for _, ds := range []struct {
+		name string
+		id   devcenter.ID
+	}{{"ihv_driver", emulator.DemoIHVReportID}, {"oem_driver", emulator.DemoOEMReportID}} {
+		want := h.truth(t, ds.id, w)
+		got, files := icebergStats(t, f, ds.name)
+		if len(want) == 0 {
+			t.Fatalf("%s: empty ground truth", ds.name)
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: iceberg scan per date\n got %v\nwant %v", ds.name, got, want)
+		}
+		if c := slices.Compact(slices.Sorted(slices.Values(files))); len(c) != len(files) {
+			t.Errorf("%s: a data file is registered twice: %v", ds.name, files)
+		}
+	}
+}
+
+// TestIcebergMatchesHive: an Iceberg lake, run over several days with
+// reports whose runs overlap (a newer run replaces a date), reads back
+// through iceberg-go's scan exactly as the Hive rule says, and a purge
+// check after each cycle is clean.
+func TestIcebergMatchesHive(t *testing.T) {
+	h := newHarness(t, emulator.Options{RowsPerDay: 20})
+	f := useIceberg(t, h)
+	for day := range 3 {
+		h.run(t)
+		checkIcebergAgainstTruth(t, h, f)
+		rep, err := h.runner.Purge(context.Background(), true)
+		if err != nil || rep.Verdict != pipeline.VerdictClean {
+			t.Fatalf("day %d: check %s %+v: %v", day, rep.Verdict, rep.Table, err)
+		}
+		h.clock.Advance(24 * time.Hour)
+	}
+	// More cycles with nothing new commit no snapshot; the purges have
+	// left one snapshot, the current one.
+	h.run(t)
+	before, n := currentSnapshot(t, f, "ihv_driver")
+	h.run(t)
+	h.run(t)
+	if after, m := currentSnapshot(t, f, "ihv_driver"); after != before || n != 1 || m != 1 {
+		t.Errorf("current snapshot %d (of %d) → %d (of %d) after cycles with nothing new", before, n, after, m)
+	}
+}
+
+// currentSnapshot returns a table's current snapshot id and how many
+// snapshots it has.
+func currentSnapshot(t *testing.T, f *iceberg.Format, dataset string) (int64, int) {
+	t.Helper()
+	var id int64
+	n := 0
+	if err := f.Read(context.Background(), dataset, func(tb *table.Table) error {
+		id, n = tb.CurrentSnapshot().SnapshotID, len(tb.Metadata().Snapshots())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id, n
+}
+
+// checkIcebergDay: nothing stored is older than the window, the check is
+// clean, and every date of the window is in the tables.
+func checkIcebergDay(t *testing.T, h *harness, f *iceberg.Format, day int) {
+	t.Helper()
+	rep, err := h.runner.Purge(context.Background(), true)
+	if err != nil || rep.Verdict != pipeline.VerdictClean || rep.Table == nil || rep.Table.Left != 0 || rep.Table.Tables != 2 {
+		t.Fatalf("day %d: check %s table %+v: %v", day, rep.Verdict, rep.Table, err)
+	}
+	w := lake.NewWindow(h.clock.Now(), 30)
+	for _, ds := range []string{"ihv_driver", "oem_driver"} {
+		got, _ := icebergStats(t, f, ds)
+		for d := range got {
+			pd, _ := lake.ParseDate(d)
+			if !w.Contains(pd) {
+				t.Fatalf("day %d: %s: the table holds %s, outside the window", day, ds, d)
+			}
+		}
+		for d := max(w.First, lake.DateOf(t0)-35); d < lake.DateOf(h.clock.Now()); d++ {
+			if _, ok := got[d.String()]; !ok {
+				t.Fatalf("day %d: %s: date %s missing from the table", day, ds, d)
+			}
+		}
+	}
+}
+
+// TestIcebergRetentionOver120SimulatedDays is the 120-day simulation on
+// an Iceberg lake in a folder.
+func TestIcebergRetentionOver120SimulatedDays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long simulation")
+	}
+	h := newHarness(t, emulator.Options{RowsPerDay: 3})
+	f := useIceberg(t, h)
+	for day := range 120 {
+		// Under the lease, as the CLI runs it: every orphan is removed at
+		// once, and the check (still fenced) counts every one.
+		if _, err := leasedCycle(h); err != nil {
+			t.Fatalf("day %d: %v", day, err)
+		}
+		for _, key := range listKeys(t, h.sink) {
+			if d, ok := lake.KeyDate(key); ok && !lake.NewWindow(h.clock.Now(), 30).Contains(d) {
+				t.Fatalf("day %d: %s is older than the window", day, key)
+			}
+		}
+		checkIcebergDay(t, h, f, day)
+		// The purge deletes old metadata files: each table keeps its
+		// current one only.
+		meta := map[string]int{}
+		for _, key := range listKeys(t, h.sink) {
+			if ds, _, ok := strings.Cut(key, "/metadata/"); ok && strings.HasSuffix(key, ".metadata.json") {
+				meta[ds]++
+			}
+		}
+		if want := map[string]int{"ihv_driver": 1, "oem_driver": 1}; !maps.Equal(meta, want) {
+			t.Fatalf("day %d: metadata files per table %v, want %v", day, meta, want)
+		}
+		h.clock.Advance(24 * time.Hour)
+	}
+}
+
+// TestIcebergRetentionOver120SimulatedDaysMinIO is the simulation on
+// MinIO, on a plain and a versioned bucket: after every day no version of
+// an out-of-window key is stored, and the check is clean.
+func TestIcebergRetentionOver120SimulatedDaysMinIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long simulation")
+	}
+	srv := miniotest.Shared(t)
+	for _, versioned := range []bool{false, true} {
+		t.Run(fmt.Sprintf("versioned=%v", versioned), func(t *testing.T) {
+			t.Parallel()
+			bucket := srv.NewBucket(t)
+			client := srv.Client()
+			if versioned {
+				setVersioning(t, client, bucket, types.BucketVersioningStatusEnabled)
+			}
+			h := newHarness(t, emulator.Options{RowsPerDay: 3})
+			useStore(h, newS3Store(t, srv, srv.Endpoint, bucket, "lake"))
+			f, err := iceberg.New(iceberg.Config{Warehouse: "s3://" + bucket + "/lake", TempDir: h.tmp, Props: map[string]string{
+				"s3.endpoint": srv.Endpoint, "s3.region": "us-east-1", "s3.access-key-id": srv.AccessKey, "s3.secret-access-key": srv.SecretKey,
+			}}, h.sink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.runner.Format = f
+			for day := range 120 {
+				if _, err := leasedCycle(h); err != nil {
+					t.Fatalf("day %d: %v", day, err)
+				}
+				w := lake.NewWindow(h.clock.Now(), 30)
+				for _, v := range allVersions(t, client, bucket, "lake/") {
+					if d, dated := lake.KeyDate(v.key); dated && !w.Contains(d) {
+						t.Fatalf("day %d: a %s of %s is stored, older than the window", day, v.kind, v.key)
+					}
+					if _, dated := lake.KeyDate(v.key); dated && !v.latest || f.IsState(v.key) && !v.latest {
+						t.Fatalf("day %d: a noncurrent %s of %s outlived the cycle", day, v.kind, v.key)
+					}
+				}
+				checkIcebergDay(t, h, f, day)
+				h.clock.Advance(24 * time.Hour)
+			}
+		})
+	}
+}

@@ -2,8 +2,8 @@
 
 // Package iceberg keeps a lake's datasets as Apache Iceberg tables (format
 // v2, partitioned by identity on failure_date, named "date"), through
-// github.com/apache/iceberg-go and its SQL catalog on SQLite (pure Go,
-// modernc.org/sqlite). It is a table format as ARCHITECTURE.md describes
+// github.com/apache/iceberg-go: by default with its SQL catalog on SQLite
+// (pure Go, modernc.org/sqlite), or with a REST or Glue catalog. It is a table format as ARCHITECTURE.md describes
 // one: a run's partitions become visible in one snapshot commit, and an
 // expired date is destroyed by dropping it from the table, expiring every
 // snapshot that still references it, and deleting what no snapshot
@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,6 +33,8 @@ import (
 
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
+	_ "github.com/apache/iceberg-go/catalog/glue" // catalog type "glue"
+	_ "github.com/apache/iceberg-go/catalog/rest" // catalog type "rest"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// warehouses
 	"github.com/apache/iceberg-go/table"
@@ -66,8 +69,15 @@ type Config struct {
 	// standard chain.
 	Props map[string]string
 	// Catalog is the SQLite file's path; empty keeps it in the lake at
-	// CatalogKey, so a runner keeps no local state.
+	// CatalogKey, so a runner keeps no local state. Only for CatalogType
+	// "sql".
 	Catalog string
+	// CatalogType is "sql" (the default when empty), "rest" or "glue".
+	CatalogType string
+	// CatalogProps are the REST or Glue catalog's properties, as iceberg-go
+	// names them: uri, credential, token, warehouse, glue.region,
+	// glue.id... They are never logged.
+	CatalogProps map[string]string
 	// TempDir holds the catalog's local copy while it is used.
 	TempDir string
 }
@@ -83,6 +93,23 @@ func New(cfg Config, sink sinks.Sink) (*Format, error) {
 	cfg.Warehouse = strings.TrimSuffix(cfg.Warehouse, "/")
 	if !strings.HasPrefix(cfg.Warehouse, "file:///") && !strings.HasPrefix(cfg.Warehouse, "s3://") {
 		return nil, fmt.Errorf("iceberg: warehouse %q is neither file:/// nor s3://", cfg.Warehouse)
+	}
+	switch cfg.CatalogType {
+	case "", "sql":
+		if len(cfg.CatalogProps) > 0 {
+			return nil, errors.New("iceberg: catalog properties are for a rest or glue catalog; the sql catalog takes a path only")
+		}
+	case "rest":
+		if cfg.CatalogProps["uri"] == "" {
+			return nil, errors.New("iceberg: a rest catalog needs its uri property")
+		}
+		fallthrough
+	case "glue":
+		if cfg.Catalog != "" {
+			return nil, fmt.Errorf("iceberg: a catalog path is for the sql catalog, not %s", cfg.CatalogType)
+		}
+	default:
+		return nil, fmt.Errorf("iceberg: catalog type %q is not sql, rest or glue", cfg.CatalogType)
 	}
 	return &Format{cfg: cfg, sink: sink}, nil
 }
@@ -115,14 +142,30 @@ func (f *Format) keyOf(loc string) (string, bool) {
 
 func ident(dataset string) table.Identifier { return table.Identifier{Namespace, dataset} }
 
-// session opens the catalog, runs fn, and closes it. With the catalog in
-// the lake's state, it works on a local copy, put back after fn when write
-// is set and the file changed: a crash before that leaves the lake's
-// catalog at its old snapshot, whose files are all still there.
 // catalogT is the catalog a session works with.
-type catalogT = *sqlcat.Catalog
+type catalogT = catalog.Catalog
 
+// session opens the catalog, runs fn, and closes it. With the SQL catalog
+// in the lake's state, it works on a local copy, put back after fn when
+// write is set and the file changed: a crash before that leaves the lake's
+// catalog at its old snapshot, whose files are all still there. A REST or
+// Glue catalog is the service's: the session opens a client.
 func (f *Format) session(ctx context.Context, write bool, fn func(catalogT) error) (err error) {
+	if t := f.cfg.CatalogType; t == "rest" || t == "glue" {
+		props := iceberg.Properties{}
+		maps.Copy(props, f.cfg.Props) // file IO, for the tables' files
+		maps.Copy(props, f.cfg.CatalogProps)
+		props["type"] = t
+		cat, err := catalog.Load(ctx, "hdc", props)
+		if err != nil {
+			return fmt.Errorf("iceberg: open the %s catalog: %w", t, err)
+		}
+		err = fn(cat)
+		if c, ok := cat.(catalog.Closer); ok {
+			err = errors.Join(err, c.Close())
+		}
+		return err
+	}
 	path := f.cfg.Catalog
 	var before [32]byte
 	if path == "" {

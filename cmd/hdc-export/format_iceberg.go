@@ -4,8 +4,9 @@ package main
 
 import (
 	"context"
-
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
 
 	"github.com/apache/iceberg-go/table"
@@ -30,7 +31,19 @@ func openFormat(cfg *Config, sink sinks.Sink) (pipeline.TableFormat, error) {
 	if err != nil {
 		return nil, usageError{fmt.Errorf("sink.url: %w", err)}
 	}
-	ic := iceberg.Config{Catalog: cfg.Sink.Iceberg.Catalog, TempDir: cfg.Pipeline.TempDir}
+	ic := iceberg.Config{Catalog: cfg.Sink.Iceberg.Catalog, CatalogType: cfg.Sink.Iceberg.CatalogType,
+		CatalogProps: maps.Clone(cfg.Sink.Iceberg.CatalogProps), TempDir: cfg.Pipeline.TempDir}
+	for prop, env := range map[string]string{"credential": "HDC_ICEBERG_CREDENTIAL", "token": "HDC_ICEBERG_TOKEN"} {
+		if _, inFile := ic.CatalogProps[prop]; inFile {
+			return nil, usageError{fmt.Errorf("sink.iceberg.catalog_props.%s: a secret does not belong in the file; set %s", prop, env)}
+		}
+		if v := os.Getenv(env); v != "" {
+			if ic.CatalogProps == nil {
+				ic.CatalogProps = map[string]string{}
+			}
+			ic.CatalogProps[prop] = v
+		}
+	}
 	switch t.scheme {
 	case "file":
 		abs, err := filepath.Abs(t.path)
@@ -53,7 +66,11 @@ func openFormat(cfg *Config, sink sinks.Sink) (pipeline.TableFormat, error) {
 			ic.Props["s3.endpoint"] = sc.Endpoint
 		}
 	}
-	return iceberg.New(ic, sink)
+	f, err := iceberg.New(ic, sink)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("sink.iceberg: %w", err)}
+	}
+	return f, nil
 }
 
 // icebergMetadata returns a lookup of a dataset's current metadata file in

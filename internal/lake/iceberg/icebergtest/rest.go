@@ -210,4 +210,3 @@ func failWith(w http.ResponseWriter, code int, typ, msg string) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": code}})
 }
-

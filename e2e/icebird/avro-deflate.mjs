@@ -5,9 +5,10 @@
 // gzip member and decodes the stream again from byte 0 into that fixed
 // buffer; a stored block then writes past its end and throws "RangeError:
 // offset is out of bounds". Go's compress/flate, which iceberg-go's Avro
-// writer (hamba/avro, ocf.DeflateCodec) uses for every manifest and
-// manifest list, ends each stream with an empty stored block, so no
-// iceberg-go table reads without this. (Java's zlib streams do not end so.)
+// writer (github.com/twmb/avro v1.8.0, ocf.DeflateCodec(-1)) uses for every
+// manifest and manifest list, ends each stream with an empty stored block,
+// so no iceberg-go table reads without this. (zlib's streams, e.g. Node's,
+// end otherwise and decode fine.)
 //
 // This file is a Node module-resolution hook (see read.mjs, which registers
 // it): only icebird's Avro reader, importing 'hyparquet-compressors', gets

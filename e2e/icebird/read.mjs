@@ -54,7 +54,6 @@ globalThis.fetch = async (input, init) => {
   } else if (!url.startsWith(basePrefix)) {
     throw new Error(`location outside the lake: ${url}`)
   }
-  if (process.env.READ_DEBUG) console.error("fetch", url, JSON.stringify(init?.headers ? Object.fromEntries(new Headers(init.headers)) : {}))
   const res = await httpFetch(url, init)
   if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${res.statusText}`)
   return res

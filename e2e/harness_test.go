@@ -60,6 +60,9 @@ func TestMain(m *testing.M) {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+	if icebergBin != "" {
+		os.RemoveAll(filepath.Dir(icebergBin))
+	}
 	os.Exit(code)
 }
 
@@ -266,13 +269,19 @@ const exitNothingNew = 5
 // summary.
 func runExportWith(t *testing.T, config string, env []string) summary {
 	t.Helper()
+	return runExportBin(t, hdcBinary(t), config, env)
+}
+
+// runExportBin is runExportWith for the hdc-export binary bin.
+func runExportBin(t *testing.T, bin, config string, env []string) summary {
+	t.Helper()
 	work := t.TempDir()
 	sumFile := filepath.Join(work, "summary.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// --detailed-exitcode: nothing new exits 5 (else 0), which the check
 	// below holds against the summary.
-	cmd := exec.CommandContext(ctx, hdcBinary(t), "run", "--config", config, "--summary-json", sumFile, "--detailed-exitcode")
+	cmd := exec.CommandContext(ctx, bin, "run", "--config", config, "--summary-json", sumFile, "--detailed-exitcode")
 	cmd.Env = env
 	cmd.Dir = work // a relative sink in the config could never land in the repository
 	var stdout, stderr bytes.Buffer

@@ -24,19 +24,20 @@ run: build
 run-minio:
 	bash scripts/minio-demo.sh
 
-test: vet unit long e2e rules iceberg
+test: vet unit long e2e rules iceberg-long
 
-# Iceberg tables (issue 18) are linked only with the iceberg build tag:
-# its scan against the Hive rule, with purge checks. iceberg-long adds the
-# 120-day simulations (folder, and MinIO plain and versioned; minutes) and
-# the SIGKILL-in-the-commit crash test.
+# Iceberg tables (issue 18) are linked only with the iceberg build tag.
+# iceberg: vet and the quick test (iceberg-go's scan against the Hive rule,
+# with purge checks). iceberg-long adds the 120-day retention simulations
+# (a folder, MinIO plain and versioned: about 15 minutes), a REST catalog
+# over 36 days, and the SIGKILL-in-the-commit crash test; `make test` runs it.
 iceberg:
 	$(GO) vet -tags iceberg ./cmd/... ./pipeline/ ./internal/lake/...
-	$(GO) test -tags iceberg -count=1 -run 'TestIcebergMatchesHive' ./pipeline/
+	$(GO) test -tags iceberg -count=1 -run 'TestIcebergMatchesHive|TestIcebergCatalogConfig' ./pipeline/
 
-iceberg-long:
-	$(GO) test -tags iceberg -count=1 -timeout 60m -run 'TestIceberg' ./pipeline/
-	$(GO) test -tags iceberg -count=1 -timeout 10m -run 'TestIcebergCrash' ./cmd/hdc-export/
+iceberg-long: iceberg
+	$(GO) test -tags iceberg -count=1 -timeout 60m -run 'TestIcebergRetention|TestIcebergREST' ./pipeline/
+	$(GO) test -tags iceberg -count=1 -timeout 20m -run 'TestIcebergCrash' ./cmd/hdc-export/
 
 vet:
 	$(GO) vet ./...
@@ -45,13 +46,13 @@ vet:
 # Race-enabled tests; -short leaves out the long simulations, which the
 # race detector slows tenfold (they run without it in `long`).
 unit:
-	$(GO) test -race -shuffle=on -short -count=1 ./...
+	$(GO) test -race -shuffle=on -short -count=1 -timeout 30m ./...
 
 long:
-	$(GO) test -count=1 -run 'Simulated|PeakRSS|TestServe|Crash|Overlap' ./...
+	$(GO) test -count=1 -timeout 30m -run 'Simulated|PeakRSS|TestServe|Crash|Overlap' ./...
 
 e2e:
-	cd e2e && $(GO) test -count=1 ./...
+	cd e2e && $(GO) test -count=1 -timeout 30m ./...
 
 # The Prometheus alert rules and their unit tests (promtool comes with
 # Debian's prometheus package).

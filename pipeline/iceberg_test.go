@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -54,26 +53,12 @@ func icebergStats(t *testing.T, f *iceberg.Format, dataset string) (map[string]d
 		for _, task := range tasks {
 			files = append(files, task.File.FilePath())
 		}
-		_, recs, err := scan.ToArrowRecords(context.Background())
+		days, err := icebergtest.ScanDays(context.Background(), tb)
 		if err != nil {
 			return err
 		}
-		for rec, err := range recs {
-			if err != nil {
-				return err
-			}
-			sc := rec.Schema()
-			di, ei := sc.FieldIndices("failure_date"), sc.FieldIndices("event_count")
-			if len(di) != 1 || len(ei) != 1 {
-				return fmt.Errorf("columns failure_date/event_count missing: %v", sc)
-			}
-			dates, events := rec.Column(di[0]).(*array.Date32), rec.Column(ei[0]).(*array.Int64)
-			for i := range int(rec.NumRows()) {
-				d := lake.Date(dates.Value(i)).String()
-				s := out[d]
-				out[d] = dayStats{s.rows + 1, s.events + events.Value(i)}
-			}
-			rec.Release()
+		for d, day := range days {
+			out[d] = dayStats{day.Rows, day.Events}
 		}
 		return nil
 	})

@@ -27,13 +27,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	icebergapi "github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/hdc-export/hdc-export/devcenter/emulator"
 	"github.com/hdc-export/hdc-export/internal/lake"
 	"github.com/hdc-export/hdc-export/internal/lake/iceberg"
+	"github.com/hdc-export/hdc-export/internal/lake/iceberg/icebergtest"
 	"github.com/hdc-export/hdc-export/sinks/local"
 )
 
@@ -274,26 +274,12 @@ func readIcebergLake(t *testing.T, dir, tmp string) icebergLake {
 			if c := slices.Compact(slices.Clone(tb.files)); len(c) != len(tb.files) {
 				return fmt.Errorf("%s: a data file is registered twice in the current snapshot: %v", ds, tb.files)
 			}
-			_, recs, err := tt.Scan().ToArrowRecords(ctx)
+			days, err := icebergtest.ScanDays(ctx, tt)
 			if err != nil {
 				return err
 			}
-			for rec, err := range recs {
-				if err != nil {
-					return err
-				}
-				sc := rec.Schema()
-				di, ei := sc.FieldIndices("failure_date"), sc.FieldIndices("event_count")
-				if len(di) != 1 || len(ei) != 1 {
-					return fmt.Errorf("%s: columns failure_date/event_count missing", ds)
-				}
-				dates, events := rec.Column(di[0]).(*array.Date32), rec.Column(ei[0]).(*array.Int64)
-				for i := range int(rec.NumRows()) {
-					d := lake.Date(dates.Value(i)).String()
-					s := tb.days[d]
-					tb.days[d] = [2]int64{s[0] + 1, s[1] + events.Value(i)}
-				}
-				rec.Release()
+			for d, day := range days {
+				tb.days[d] = [2]int64{day.Rows, day.Events}
 			}
 			return nil
 		})

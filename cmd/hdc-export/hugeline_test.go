@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,26 +47,9 @@ func TestHugeLinePeakRSS(t *testing.T) {
 			}
 			defer func() { emu.Process.Kill(); emu.Wait() }()
 			waitForEmulator(t, addr)
-			writeFile(t, filepath.Join(dir, "rss.yaml"), `devcenter: {tenant_id: demo-tenant, client_id: demo-client}
-sink: {url: `+filepath.Join(dir, "lake")+`}
-temp_dir: `+filepath.Join(dir, "tmp")+`
-cabs: {enabled: false}
-reports:
-  - {name: ihv_driver, template_file: `+absPath(t, "../../configs/templates/ihv_all_last7days.json")+`, schedule: {interval_hours: 24}}
-`)
-			run := exec.Command(bin, "run", "--config", filepath.Join(dir, "rss.yaml"), "--summary-json", filepath.Join(dir, "summary.json"))
-			run.Env = append(os.Environ(), "HDC_API_URL=http://"+addr, "HDC_TOKEN_URL=http://"+addr+"/demo-tenant/oauth2/token",
-				"HDC_CLIENT_SECRET=demo-secret")
-			start := time.Now()
-			if out, err := run.CombinedOutput(); err != nil {
-				t.Fatalf("run: %v\n%s", err, out)
-			}
-			wall := time.Since(start)
-			peak := run.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
-			var sum pipeline.Summary
-			b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
-			if err != nil || json.Unmarshal(b, &sum) != nil || sum.Rows == 0 || sum.ReportsFailed != 0 || sum.RowsBad != int64(sum.RunsIngested) {
-				t.Fatalf("summary: %s, %v", b, err)
+			sum, wall, peak := measuredRun(t, bin, dir, addr, absPath(t, "../../configs/templates/ihv_all_last7days.json"))
+			if sum.Rows == 0 || sum.ReportsFailed != 0 || sum.RowsBad != int64(sum.RunsIngested) {
+				t.Fatalf("summary: %+v", sum)
 			}
 			t.Logf("a %.2f GiB line, %d rows kept, %d bad, in %v: peak RSS %.1f MiB (bound %d MiB)",
 				float64(size)/(1<<30), sum.Rows, sum.RowsBad, wall.Round(time.Millisecond), float64(peak)/(1<<20), maxIngestRSS>>20)

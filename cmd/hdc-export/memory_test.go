@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter"
+	"github.com/hdc-export/hdc-export/pipeline"
 )
 
 // maxIngestRSS is the acceptance bound on the runner's peak RSS for a 2 GB,
@@ -51,12 +52,29 @@ func TestIngestPeakRSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "ihv.json"), strings.Replace(string(tmpl), "Last7Days", "Last90Days", 1))
+	sum, wall, peak := measuredRun(t, bin, dir, addr, "ihv.json")
+	if sum.Rows == 0 || sum.ReportsFailed != 0 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	t.Logf("report %.2f GB, %d rows read (%d kept, %d outside the window) in %v: peak RSS %.1f MiB (bound %d MiB)",
+		float64(size)/1e9, sum.Rows+sum.RowsTooOld, sum.Rows, sum.RowsTooOld, wall.Round(time.Millisecond), float64(peak)/(1<<20), maxIngestRSS>>20)
+	if peak >= maxIngestRSS {
+		t.Errorf("peak RSS %.1f MiB, want < %d MiB", float64(peak)/(1<<20), maxIngestRSS>>20)
+	}
+}
+
+// measuredRun runs `bin run` once on a config of one report (template,
+// relative to dir or absolute) with the mirror off, against the emulator
+// at addr, and returns its summary, wall time and peak RSS, measured from
+// outside (wait4's maxrss).
+func measuredRun(t *testing.T, bin, dir, addr, template string) (pipeline.Summary, time.Duration, int64) {
+	t.Helper()
 	writeFile(t, filepath.Join(dir, "rss.yaml"), `devcenter: {tenant_id: demo-tenant, client_id: demo-client}
 sink: {url: `+filepath.Join(dir, "lake")+`}
 temp_dir: `+filepath.Join(dir, "tmp")+`
 cabs: {enabled: false}
 reports:
-  - {name: ihv_driver, template_file: ihv.json, schedule: {interval_hours: 24}}
+  - {name: ihv_driver, template_file: `+template+`, schedule: {interval_hours: 24}}
 `)
 	run := exec.Command(bin, "run", "--config", filepath.Join(dir, "rss.yaml"), "--summary-json", filepath.Join(dir, "summary.json"))
 	run.Env = append(os.Environ(), "HDC_API_URL=http://"+addr, "HDC_TOKEN_URL=http://"+addr+"/demo-tenant/oauth2/token",
@@ -67,20 +85,15 @@ reports:
 	}
 	wall := time.Since(start)
 	peak := run.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
-	var sum struct {
-		Rows   int64 `json:"rows_written"`
-		TooOld int64 `json:"rows_outside_window"`
-		Failed int   `json:"reports_failed"`
-	}
+	var sum pipeline.Summary
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
-	if err != nil || json.Unmarshal(b, &sum) != nil || sum.Rows == 0 || sum.Failed != 0 {
+	if err == nil {
+		err = json.Unmarshal(b, &sum)
+	}
+	if err != nil {
 		t.Fatalf("summary: %s, %v", b, err)
 	}
-	t.Logf("report %.2f GB, %d rows read (%d kept, %d outside the window) in %v: peak RSS %.1f MiB (bound %d MiB)",
-		float64(size)/1e9, sum.Rows+sum.TooOld, sum.Rows, sum.TooOld, wall.Round(time.Millisecond), float64(peak)/(1<<20), maxIngestRSS>>20)
-	if peak >= maxIngestRSS {
-		t.Errorf("peak RSS %.1f MiB, want < %d MiB", float64(peak)/(1<<20), maxIngestRSS>>20)
-	}
+	return sum, wall, peak
 }
 
 func writeFile(t *testing.T, path, content string) {

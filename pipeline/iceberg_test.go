@@ -295,3 +295,66 @@ func TestIcebergCatalogConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestIcebergSchemaEvolves: a run whose file has a new column widens the
+// table in its own commit, name mapping included: iceberg-go's scan reads
+// the new column's values from the new files and nulls from the older
+// ones, and the rows still equal the Hive rule.
+func TestIcebergSchemaEvolves(t *testing.T) {
+	h := newHarness(t, emulator.Options{RowsPerDay: 20})
+	f := useIceberg(t, h)
+	h.runner.Config.Reports = h.runner.Config.Reports[:1] // ihv_driver
+	h.run(t)
+	h.runner.API = reshapingAPI{h.client, func(line int, f []string) []string {
+		if line == 0 {
+			return append(f, "NewThing")
+		}
+		return append(f, "x")
+	}}
+	h.clock.Advance(24 * time.Hour)
+	if sum := h.run(t); sum.RunsIngested == 0 {
+		t.Fatalf("nothing ingested: %+v", sum)
+	}
+	var set, null int64
+	err := f.Read(context.Background(), "ihv_driver", func(tb *table.Table) error {
+		if _, ok := tb.Schema().FindFieldByName("new_thing"); !ok {
+			return fmt.Errorf("schema lacks new_thing: %v", tb.Schema())
+		}
+		if nm := tb.NameMapping(); nm == nil || !strings.Contains(fmt.Sprint(nm), "new_thing") {
+			return fmt.Errorf("name mapping lacks new_thing: %v", nm)
+		}
+		_, recs, err := tb.Scan().ToArrowRecords(context.Background())
+		if err != nil {
+			return err
+		}
+		for rec, err := range recs {
+			if err != nil {
+				return err
+			}
+			idx := rec.Schema().FieldIndices("new_thing")
+			if len(idx) != 1 {
+				return fmt.Errorf("scan lacks new_thing: %v", rec.Schema())
+			}
+			col := rec.Column(idx[0])
+			null += int64(col.NullN())
+			set += int64(col.Len() - col.NullN())
+			rec.Release()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set == 0 || null == 0 {
+		t.Errorf("new_thing: %d values, %d nulls; want both (new and older files)", set, null)
+	}
+	w := lake.NewWindow(h.clock.Now(), 30)
+	want := h.truth(t, emulator.DemoIHVReportID, w)
+	if got, _ := icebergStats(t, f, "ihv_driver"); !maps.Equal(got, want) {
+		t.Errorf("scan per date\n got %v\nwant %v", got, want)
+	}
+	rep, err := h.runner.Purge(context.Background(), true)
+	if err != nil || rep.Verdict != pipeline.VerdictClean {
+		t.Fatalf("check %s %+v: %v", rep.Verdict, rep.Table, err)
+	}
+}

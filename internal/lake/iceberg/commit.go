@@ -27,6 +27,10 @@ func RunName(c lake.Commit) string { return fmt.Sprintf("%d-%s", c.ReportID, c.R
 // in files, the date's data becomes the run's file (or none, for a nil
 // file). It creates the table on the first run.
 //
+// A run whose files have columns the table lacks widens the table's schema
+// (and its name mapping) in the same commit; the older files read them as
+// null.
+//
 // Commit is idempotent: it compares with the current snapshot, adds only
 // files it does not reference yet, and commits nothing when the snapshot
 // already holds the run's files, so a retry after a crash (before or after
@@ -61,6 +65,8 @@ func (f *Format) Commit(ctx context.Context, c lake.Commit, files map[lake.Date]
 		}
 		spec := t.Spec()
 		var add, del []iceberg.DataFile
+		var cols []iceberg.NestedField // new columns of the run's files
+		seen := map[string]bool{}
 		for _, d := range slices.Sorted(maps.Keys(files)) {
 			file, want := files[d], ""
 			if file != nil {
@@ -74,8 +80,15 @@ func (f *Format) Commit(ctx context.Context, c lake.Commit, files map[lake.Date]
 			if file == nil || present[want] {
 				continue
 			}
-			if err := f.checkColumns(ctx, t, want); err != nil {
+			nc, err := f.newColumns(ctx, t, want)
+			if err != nil {
 				return err
+			}
+			for _, c := range nc {
+				if !seen[c.Name] {
+					seen[c.Name] = true
+					cols = append(cols, c)
+				}
 			}
 			b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, want, iceberg.ParquetFile,
 				map[int]any{partitionFieldID(spec): iceberg.Date(d)}, map[int]string{partitionFieldID(spec): "date"}, nil,
@@ -89,6 +102,11 @@ func (f *Format) Commit(ctx context.Context, c lake.Commit, files map[lake.Date]
 			return nil // the current snapshot holds exactly the run's files
 		}
 		tx := t.NewTransaction()
+		if len(cols) > 0 { // in the run's one commit, with its files
+			if err := addColumns(tx, t, cols); err != nil {
+				return err
+			}
+		}
 		if err := tx.ReplaceDataFilesWithDataFiles(ctx, del, add, iceberg.Properties{RunProperty: RunName(c)}); err != nil {
 			return fmt.Errorf("iceberg: stage run %s of %s: %w", c.Run, c.Dataset, err)
 		}
@@ -186,19 +204,44 @@ func (f *Format) fileSchema(ctx context.Context, loc string) (*arrow.Schema, err
 	return as, nil
 }
 
-// checkColumns refuses a file whose columns the table does not have:
-// evolving an Iceberg table's schema is not implemented here, and a
-// column the table lacks would be dropped silently by readers.
-func (f *Format) checkColumns(ctx context.Context, t *table.Table, loc string) error {
+// newColumns returns the columns of the file at loc that the table does
+// not have yet, as optional fields (the table's older files lack them),
+// or nil.
+func (f *Format) newColumns(ctx context.Context, t *table.Table, loc string) ([]iceberg.NestedField, error) {
 	as, err := f.fileSchema(ctx, loc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sc := t.Schema()
-	for _, fld := range as.Fields() {
-		if _, ok := sc.FindFieldByName(fld.Name); !ok {
-			return fmt.Errorf("iceberg: table %s has no column %s that the run's file has: changing an Iceberg table's columns is not supported yet", t.Identifier()[len(t.Identifier())-1], fld.Name)
+	fs, err := table.ArrowSchemaToIcebergWithFreshIDs(as, false)
+	if err != nil {
+		return nil, fmt.Errorf("iceberg: data file columns: %w", err)
+	}
+	var out []iceberg.NestedField
+	for _, fld := range fs.Fields() {
+		if _, ok := t.Schema().FindFieldByName(fld.Name); !ok {
+			fld.Required = false
+			out = append(out, fld)
 		}
+	}
+	return out, nil
+}
+
+// addColumns stages, in tx, the table's schema widened by cols, and its
+// name mapping with them (the data files carry no field ids; readers
+// find their columns by name through the mapping). A column whose name
+// the table has with another type is refused by iceberg-go.
+func addColumns(tx *table.Transaction, t *table.Table, cols []iceberg.NestedField) error {
+	fields := slices.Clone(t.Schema().Fields())
+	next := t.Metadata().LastColumnID()
+	for _, c := range cols { // ids the union does not confuse with the table's
+		next++
+		c.ID = next
+		fields = append(fields, c)
+	}
+	union := iceberg.NewSchema(0, fields...)
+	up := tx.UpdateSchema(true, false, table.WithNameMapping(t.NameMapping())).UnionByNameWith(union)
+	if err := up.Commit(); err != nil {
+		return fmt.Errorf("iceberg: add columns to table %s: %w", t.Identifier()[len(t.Identifier())-1], err)
 	}
 	return nil
 }

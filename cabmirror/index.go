@@ -45,8 +45,9 @@ type cabIndexes struct {
 	ready chan lake.Date
 	done  sync.WaitGroup
 	mu    sync.Mutex
-	wrote map[lake.Date]bool
-	errs  []error
+	wrote   map[lake.Date]bool
+	changed []lake.Date // dates whose index was written or removed
+	errs    []error
 }
 
 // startCabIndexes lists the existing indexes and starts the early writer.
@@ -108,10 +109,13 @@ func (x *cabIndexes) stored(d lake.Date) map[string]int64 {
 }
 
 func (x *cabIndexes) write(d lake.Date) {
-	err := x.m.writeCabIndex(x.ctx, d, x.stored(d), x.indexed[d], x.jobs)
+	changed, err := x.m.writeCabIndex(x.ctx, d, x.stored(d), x.indexed[d], x.jobs)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.wrote[d] = true
+	if changed {
+		x.changed = append(x.changed, d)
+	}
 	if err != nil {
 		x.errs = append(x.errs, fmt.Errorf("cab index %s: %w", d, err))
 	}
@@ -143,7 +147,9 @@ func (x *cabIndexes) finish(workers int) error {
 	return errors.Join(append(x.errs, err)...)
 }
 
-func (m *Mirror) writeCabIndex(ctx context.Context, d lake.Date, cabs map[string]int64, exists bool, jobs map[string]*cabJob) error {
+// writeCabIndex writes date d's cab index of cabs, or removes it when
+// there are none; changed reports whether the lake's index changed.
+func (m *Mirror) writeCabIndex(ctx context.Context, d lake.Date, cabs map[string]int64, exists bool, jobs map[string]*cabJob) (changed bool, err error) {
 	key := lake.CabIndexKey(d)
 	old := map[string]schema.CabIndexRow{}
 	var oldRows []schema.CabIndexRow
@@ -163,12 +169,12 @@ func (m *Mirror) writeCabIndex(ctx context.Context, d lake.Date, cabs map[string
 	}
 	if len(cabs) == 0 {
 		if !exists {
-			return nil
+			return false, nil
 		}
 		if err := m.fence(ctx); err != nil {
-			return err
+			return false, err
 		}
-		return m.Sink.Delete(ctx, key)
+		return true, m.Sink.Delete(ctx, key)
 	}
 	rows := make([]schema.CabIndexRow, 0, len(cabs))
 	for _, h := range slices.Sorted(maps.Keys(cabs)) {
@@ -185,7 +191,7 @@ func (m *Mirror) writeCabIndex(ctx context.Context, d lake.Date, cabs map[string
 		default:
 			sum, n, err := m.hashObject(ctx, row.Key)
 			if err != nil {
-				return redactCab(fmt.Errorf("hash stored cab: %w", err), cabRef{hash: h})
+				return false, redactCab(fmt.Errorf("hash stored cab: %w", err), cabRef{hash: h})
 			}
 			row.MD5, row.Size = sum, n
 		}
@@ -199,16 +205,16 @@ func (m *Mirror) writeCabIndex(ctx context.Context, d lake.Date, cabs map[string
 		rows = append(rows, row)
 	}
 	if exists && slices.EqualFunc(oldRows, rows, schema.CabIndexRow.Equal) {
-		return nil
+		return false, nil
 	}
 	b, err := schema.EncodeCabIndex(rows, m.Compression)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := m.fence(ctx); err != nil {
-		return err
+		return false, err
 	}
-	return m.Sink.Put(ctx, key, bytes.NewReader(b))
+	return true, m.Sink.Put(ctx, key, bytes.NewReader(b))
 }
 
 // timePtr is t as an index row holds it: nil if unknown (zero).

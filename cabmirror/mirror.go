@@ -105,6 +105,9 @@ type Result struct {
 	// an earlier run under the same allowlist (not asked for again), and
 	// the download attempts retried within the run.
 	Reasons map[string]map[string]int
+	// IndexChanged lists, sorted, the dates whose cab_index partition this
+	// run wrote or removed (the downstream signal's cab_index entries).
+	IndexChanged []lake.Date
 }
 
 // progress reports a status line, if anyone listens.
@@ -293,6 +296,7 @@ func (m *Mirror) Run(ctx context.Context, w lake.Window) (Result, error) {
 	// The index before the states: a state records only cabs an index
 	// describes. Both finish even if the run was cancelled.
 	indexErr := index.finish(cfg.Concurrency)
+	res.IndexChanged = slices.Sorted(slices.Values(index.changed))
 	if indexErr != nil {
 		errs = append(errs, indexErr)
 	} else if err := m.writeCabStates(wctx, cfg.Concurrency, parts, fingerprint); err != nil {

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,5 +148,53 @@ func TestRequestsDuringACycleAreQueued(t *testing.T) {
 	// The queued cycle covered both reports: the second had oem_driver's runs to ingest.
 	if cycles[0].RunsIngested == 0 || cycles[1].RunsIngested == 0 || !slices.ContainsFunc(cycles[1].Changed, func(p pipeline.Partition) bool { return p.Dataset == "oem_driver" }) {
 		t.Errorf("cycles %+v\n%+v", cycles[0], cycles[1])
+	}
+}
+
+// TestSummaryListsChangedCabIndexes: the downstream signal names the
+// cab_index partitions a cycle wrote, exactly those whose file is new or
+// rewritten, and none on a cycle that changed none.
+func TestSummaryListsChangedCabIndexes(t *testing.T) {
+	h := newCabHarness(t, cabOptions(), nil)
+	sum := h.run(t)
+	indexes := func() map[string]time.Time {
+		out := map[string]time.Time{}
+		matches, _ := filepath.Glob(filepath.Join(h.lakeDir, lake.CabIndexDir, "date=*", "*.parquet"))
+		for _, m := range matches {
+			info, err := os.Stat(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[strings.TrimPrefix(filepath.Base(filepath.Dir(m)), "date=")] = info.ModTime()
+		}
+		return out
+	}
+	cabDates := func(s *pipeline.Summary) []string {
+		var out []string
+		for _, p := range s.Changed {
+			if p.Dataset == lake.CabIndexDir {
+				out = append(out, p.Date)
+			}
+		}
+		return out
+	}
+	first := indexes()
+	if got, want := cabDates(sum), slices.Sorted(maps.Keys(first)); len(want) == 0 || !slices.Equal(got, want) {
+		t.Fatalf("first cycle: cab_index changed %v, the lake holds %v", got, want)
+	}
+	if sum = h.run(t); len(cabDates(sum)) != 0 {
+		t.Errorf("a cycle with nothing new changed cab_index %v", cabDates(sum))
+	}
+	h.clock.Advance(24 * time.Hour)
+	sum = h.run(t)
+	var rewritten []string
+	for d, mt := range indexes() {
+		if old, ok := first[d]; !ok || !old.Equal(mt) {
+			rewritten = append(rewritten, d)
+		}
+	}
+	slices.Sort(rewritten)
+	if len(rewritten) == 0 || !slices.Equal(cabDates(sum), rewritten) {
+		t.Errorf("next day: cab_index changed %v, rewritten %v", cabDates(sum), rewritten)
 	}
 }

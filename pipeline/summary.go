@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/hdc-export/hdc-export/cabmirror"
+	"github.com/hdc-export/hdc-export/internal/lake"
 )
 
 // Summary is what one cycle did. It holds counts only, never row content.
@@ -98,6 +99,9 @@ func (s *Summary) add(r runResult) {
 
 // addCabs adds the counts of a cab stage run.
 func (s *Summary) addCabs(r cabmirror.Result) {
+	for _, d := range r.IndexChanged {
+		s.noteChanged(lake.CabIndexDir, []string{d.String()})
+	}
 	s.CabsMirrored += r.Mirrored
 	s.CabBytes += r.Bytes
 	s.CabsSkippedExpired += r.SkippedExpired

@@ -42,9 +42,9 @@ type cabIndexes struct {
 	byDate  map[lake.Date][]*cabJob // queued jobs, by date
 	pending map[lake.Date]*atomic.Int32
 
-	ready chan lake.Date
-	done  sync.WaitGroup
-	mu    sync.Mutex
+	ready   chan lake.Date
+	done    sync.WaitGroup
+	mu      sync.Mutex
 	wrote   map[lake.Date]bool
 	changed []lake.Date // dates whose index was written or removed
 	errs    []error

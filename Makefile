@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= bin/hdc-export
 CONFIG  ?= configs/demo.yaml
 
-.PHONY: run run-minio build test unit long e2e vet lint tidy-check fuzz bench clean rules iceberg iceberg-long
+.PHONY: run run-minio build test unit long e2e vet lint tidy-check fuzz bench clean rules image iceberg iceberg-long
 
 build:
 	$(GO) build -o $(BIN) ./cmd/hdc-export
@@ -24,7 +24,7 @@ run: build
 run-minio:
 	bash scripts/minio-demo.sh
 
-test: vet unit long e2e rules iceberg-long
+test: vet unit long e2e rules image iceberg-long
 
 # Iceberg tables (issue 18) are linked only with the iceberg build tag.
 # iceberg: vet and the quick test (iceberg-go's scan against the Hive rule,
@@ -59,6 +59,11 @@ e2e:
 rules:
 	promtool check rules deploy/prometheus/hdc-export.rules.yml
 	cd deploy/prometheus && promtool test rules hdc-export.rules.test.yml
+
+# The container image's runtime stage (deploy/Dockerfile), built with
+# buildah from a static binary and checked (needs buildah and root).
+image:
+	$(GO) test -count=1 -run TestImageBuilds ./deploy/
 
 lint: vet
 	@test -z "$$(gofmt -l . )" || (gofmt -l . && exit 1)

@@ -41,7 +41,8 @@ func TestSampleTemplatesQueryable(t *testing.T) {
 	lake := filepath.Join(dir, "lake")
 	runExportWith(t, config, childEnv(append([]string{"HDC_SINK_URL=file://" + lake}, emu.env()...)))
 
-	ddlCmd := exec.Command(hdcBinary(t), "ddl", "--config", config, "--location", lake)
+	// Athena reads S3 only: the DDL names where the lake would be copied to.
+	ddlCmd := exec.Command(hdcBinary(t), "ddl", "--config", config, "--engine", "athena", "--location", "s3://hdc-samples/lake")
 	ddlCmd.Env = childEnv(append([]string{"HDC_SINK_URL=file://" + lake}, emu.env()...))
 	out, err := ddlCmd.Output()
 	if err != nil {
@@ -77,7 +78,10 @@ func TestSampleTemplatesQueryable(t *testing.T) {
 				t.Errorf("%s: column %s is %q, want %s", name, c, types[c], ty)
 			}
 		}
-		athena := section(ddl, "-- "+name+" (")
+		athena := section(ddl, "-- "+name+": Athena")
+		if athena == "" {
+			t.Fatalf("%s: no Athena DDL in:\n%s", name, ddl)
+		}
 		for c := range types {
 			if c != "date" && !strings.Contains(athena, "`"+c+"` ") {
 				t.Errorf("%s: the Athena DDL lacks column %s:\n%s", name, c, athena)

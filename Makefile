@@ -33,7 +33,7 @@ test: vet unit long e2e rules image iceberg-long
 # over 36 days, and the SIGKILL-in-the-commit crash test; `make test` runs it.
 iceberg:
 	$(GO) vet -tags iceberg ./cmd/... ./pipeline/ ./internal/lake/...
-	$(GO) test -tags iceberg -count=1 -run 'TestIcebergMatchesHive|TestIcebergCatalogConfig|TestIcebergSchemaEvolves' ./pipeline/
+	$(GO) test -tags iceberg -count=1 -run 'TestIcebergMatchesHive|TestIcebergCatalogConfig|TestIcebergSchemaEvolves|TestIcebergPurgeCatalogPutFails' ./pipeline/
 
 iceberg-long: iceberg
 	$(GO) test -tags iceberg -count=1 -timeout 60m -run 'TestIcebergRetention|TestIcebergREST' ./pipeline/

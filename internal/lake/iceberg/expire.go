@@ -30,7 +30,7 @@ const PurgeProperty = "hdc.purge"
 //     metadata references (old metadata files, manifest lists, manifests,
 //     dropped and superseded data files) and that was written before since
 //     (an unfinished writer's files are younger; under the lease, since is
-//     when the cycle began).
+//     when the cycle began), once the session has stored the catalog.
 //
 // The physical data files of out-of-window dates are dated by their keys,
 // so the pipeline's purge destroys them, every version, after this step.
@@ -39,6 +39,7 @@ const PurgeProperty = "hdc.purge"
 // when it ended.
 func (f *Format) Expire(ctx context.Context, w lake.Window, dryRun bool, since time.Time) (lake.TableCheck, error) {
 	tc := lake.TableCheck{Format: "iceberg"}
+	var orphans []string
 	err := f.session(ctx, !dryRun, func(cat catalogT) error {
 		names, err := f.tables(ctx, cat)
 		if err != nil {
@@ -46,68 +47,77 @@ func (f *Format) Expire(ctx context.Context, w lake.Window, dryRun bool, since t
 		}
 		tc.Tables = len(names)
 		for _, name := range names {
-			if err := f.expireTable(ctx, cat, name, w, dryRun, since, &tc); err != nil {
+			o, err := f.expireTable(ctx, cat, name, w, dryRun, since, &tc)
+			if err != nil {
 				return fmt.Errorf("table %s: %w", name, err)
 			}
+			orphans = append(orphans, o...)
 		}
 		return nil
 	})
-	return tc, err
+	if err != nil || dryRun || len(orphans) == 0 {
+		return tc, err
+	}
+	// Only now that the session has stored the catalog: an old metadata
+	// file is an orphan only to the new catalog, and a crash before the
+	// catalog reached the lake must find the old one's files all there.
+	if err := f.sink.Delete(ctx, orphans...); err != nil {
+		tc.Left += len(orphans)
+		return tc, fmt.Errorf("delete orphans: %w", err)
+	}
+	tc.OrphansDeleted += len(orphans)
+	return tc, nil
 }
 
-func (f *Format) expireTable(ctx context.Context, cat catalogT, name string, w lake.Window, dryRun bool, since time.Time, tc *lake.TableCheck) error {
+// expireTable does steps 1 and 2 for one table and returns its orphans
+// (step 3), which Expire deletes once the catalog is stored.
+func (f *Format) expireTable(ctx context.Context, cat catalogT, name string, w lake.Window, dryRun bool, since time.Time, tc *lake.TableCheck) ([]string, error) {
 	t, err := load(ctx, cat, name)
 	if err != nil || t == nil {
-		return err
+		return nil, err
 	}
 	r, err := f.reach(ctx, t, w)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tc.StaleFiles += len(r.stale)
 	if !dryRun {
 		if t, err = f.drop(ctx, t, w, tc); err != nil {
-			return err
+			return nil, err
 		}
 		if t, err = f.expireSnapshots(ctx, t, tc); err != nil {
-			return err
+			return nil, err
 		}
 		if r, err = f.reach(ctx, t, w); err != nil {
-			return err
+			return nil, err
 		}
 		if len(r.stale) > 0 { // delete entries in the current snapshot's manifests
 			tx := t.NewTransaction()
 			if _, err := tx.RewriteManifests(ctx); err != nil {
-				return fmt.Errorf("rewrite manifests: %w", err)
+				return nil, fmt.Errorf("rewrite manifests: %w", err)
 			}
 			if t, err = tx.Commit(ctx); err != nil {
-				return fmt.Errorf("commit rewritten manifests: %w", err)
+				return nil, fmt.Errorf("commit rewritten manifests: %w", err)
 			}
 			if t, err = f.expireSnapshots(ctx, t, tc); err != nil {
-				return err
+				return nil, err
 			}
 			if r, err = f.reach(ctx, t, w); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	orphans, err := f.orphans(ctx, name, r.keys, w, since)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tc.Orphans += len(orphans)
-	if !dryRun && len(orphans) > 0 {
-		if err := f.sink.Delete(ctx, orphans...); err != nil {
-			return fmt.Errorf("delete orphans: %w", err)
-		}
-		tc.OrphansDeleted += len(orphans)
-	}
 	tc.Snapshots += len(t.Metadata().Snapshots())
 	tc.Left += len(r.stale)
 	if dryRun {
 		tc.Left += len(orphans)
 	}
-	return nil
+	return orphans, nil
 }
 
 // reached is what a table's metadata reaches: the keys of its metadata

@@ -29,12 +29,16 @@ type State struct {
 	// allowFingerprint); both are empty when none was refused.
 	Refused    []string `json:"refused,omitempty"`
 	AllowHosts string   `json:"allow_hosts,omitempty"`
+	// Unsettled marks a record written only to remember refusals: some
+	// cab of the partition failed or was deferred, so the partition is
+	// mirrored again, but its refused cabs are not asked for.
+	Unsettled bool `json:"unsettled,omitempty"`
 }
 
 // settled reports whether st records the partition of manifest run and
 // files as done under the allowlist with fingerprint allow.
 func (st *State) settled(run, files, allow string) bool {
-	return st.Run == run && st.Files == files && (len(st.Refused) == 0 || st.AllowHosts == allow)
+	return !st.Unsettled && st.Run == run && st.Files == files && (len(st.Refused) == 0 || st.AllowHosts == allow)
 }
 
 // cabOutcome is what became of one distinct cab in a run.

@@ -421,24 +421,35 @@ func filesDigest(files []lake.File) string {
 }
 
 // writeCabStates records every partition whose cabs are all done, with
-// the cabs refused under the allowlist of fingerprint allow.
+// the cabs refused under the allowlist of fingerprint allow. A partition
+// with cabs left (failed or deferred) gets an unsettled record when this
+// run refused one of its cabs, so that the refusal is remembered while the
+// rest are tried again.
 func (m *Mirror) writeCabStates(ctx context.Context, workers int, parts []*cabPartition, allow string) error {
-	var done []*cabPartition
+	var write []*cabPartition
+	left := map[*cabPartition]bool{}
 	for _, p := range parts {
-		if p.readErr == nil && !slices.ContainsFunc(p.jobs, func(j *cabJob) bool { return !j.outcome.done() }) {
-			done = append(done, p)
+		if p.readErr != nil {
+			continue
+		}
+		switch {
+		case !slices.ContainsFunc(p.jobs, func(j *cabJob) bool { return !j.outcome.done() }):
+			write = append(write, p)
+		case slices.ContainsFunc(p.jobs, func(j *cabJob) bool { return j.outcome == cabRefused }):
+			write = append(write, p)
+			left[p] = true
 		}
 	}
-	if len(done) == 0 {
+	if len(write) == 0 {
 		return nil
 	}
 	if err := m.fence(ctx); err != nil {
 		return err
 	}
-	return parallel(ctx, workers, len(done), func(ctx context.Context, i int) error {
-		p := done[i]
+	return parallel(ctx, workers, len(write), func(ctx context.Context, i int) error {
+		p := write[i]
 		st := State{Dataset: p.dataset, Date: p.date.String(), Run: p.run, Files: filesDigest(p.files),
-			Refs: len(p.jobs), Rejected: p.rejected}
+			Refs: len(p.jobs), Rejected: p.rejected, Unsettled: left[p]}
 		for _, j := range p.jobs {
 			switch j.outcome {
 			case cabExpired:

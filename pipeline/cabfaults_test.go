@@ -86,6 +86,53 @@ func TestMirrorRefusalRemembered(t *testing.T) {
 	h.checkCabs(t, want)
 }
 
+// TestMirrorRefusalRememberedBesideAFailedCab: a refused cab that shares
+// its partition with a cab that keeps failing is still remembered: the
+// failed cab is tried again on the next run, the refused one is not.
+func TestMirrorRefusalRememberedBesideAFailedCab(t *testing.T) {
+	h := newCabHarness(t, fewDays(), nil)
+	h.ingestOnly(t)
+	want := wantCabs(t, h.lakeDir, h.clock.Now())
+	refused := firstInQueue(want)
+	var failing string
+	for hash, d := range want {
+		if hash != refused && d == want[refused] && (failing == "" || hash < failing) {
+			failing = hash
+		}
+	}
+	if failing == "" {
+		t.Fatal("no second cab under the refused cab's date")
+	}
+	h.em.SetCabFaults(emulator.CabFaults{OffAllowlist: []string{refused}, Corrupt: []string{failing}})
+	sum, err := h.runner.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.CabsRefused != 1 || sum.CabsFailed != 1 {
+		t.Fatalf("first run: %+v; want 1 refused and 1 failed", sum)
+	}
+	sum, err = h.runner.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if links, _ := h.em.CabRequests(refused); links != 1 {
+		t.Errorf("the refused cab was asked for %d times, want once", links)
+	}
+	if _, blobs := h.em.CabRequests(failing); blobs != 6 {
+		t.Errorf("%d blob requests for the failing cab, want 6 (tried again on the second run)", blobs)
+	}
+	if sum.CabsRefused != 0 || sum.CabsFailed != 1 ||
+		sum.CabReasons[cabmirror.OutcomeRefusedEarlier][cabmirror.ReasonHostNotAllowed] != 1 {
+		t.Errorf("second run: %+v; want the refusal remembered and the failed cab failing again", sum)
+	}
+	h.em.SetCabFaults(emulator.CabFaults{})
+	h.run(t)
+	h.checkCabs(t, without(want, refused))
+	if links, _ := h.em.CabRequests(refused); links != 1 {
+		t.Errorf("the refused cab was asked for %d times after the partition settled, want once", links)
+	}
+}
+
 // TestMirrorRefusedAgainUnderNewAllowlist: a changed allowlist that still
 // refuses the cab records the refusal under the new allowlist.
 func TestMirrorRefusedAgainUnderNewAllowlist(t *testing.T) {

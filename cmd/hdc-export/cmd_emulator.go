@@ -15,6 +15,38 @@ import (
 
 // cmdEmulator serves the emulator until ctx is cancelled.
 func cmdEmulator(ctx context.Context, args []string, stderr io.Writer) error {
+	addr, o, err := emulatorOptions(args, stderr)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: emulator.New(o).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stderr, "Dev Center emulator on http://%s (token URL http://%s/%s/oauth2/token)\n", ln.Addr(), ln.Addr(), o.TenantID)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// demoSecret is the emulator demo account's client secret. It protects
+// nothing: the emulator serves synthetic data.
+const demoSecret = "demo-secret"
+
+// emulatorOptions parses the emulator command's flags: the listen address
+// and the emulator's options, validated.
+func emulatorOptions(args []string, stderr io.Writer) (string, emulator.Options, error) {
 	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8089", "listen address")
@@ -40,13 +72,28 @@ func cmdEmulator(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Int64Var(&o.Shapes.RandomBody, "random-body", 0, "replace each report file's rows with this many random bytes (streamed)")
 	fs.IntVar(&o.Shapes.ExtraColumns, "extra-columns", 0, "add this many undocumented columns to each report file")
 	fs.BoolVar(&o.Shapes.CoverageEndsOnRunDay, "coverage-ends-on-run-day", false, "read LastNDays as the N days ending with the run's day")
+	fs.BoolVar(&o.Shapes.Empty, "empty-files", false, "serve header-only report files")
+	fs.IntVar(&o.Shapes.ShiftDays, "shift-days", 0, "move every row's FailureDate by this many days (negative: earlier)")
+	shapesFrom := fs.String("shapes-from", "", "apply the file shapes only to runs at or after this RFC 3339 time (default: every run)")
+	fs.StringVar(&o.Quirks.LimitEcho, "limit-echo", "", `echo template limits: "zero" (an absent limit as 0) or "drop" (a limit of 0 dropped)`)
+	fs.BoolVar(&o.Quirks.NormalizedEcho, "normalized-echo", false, "echo templates and schedules normalised (PascalCase keys, reordered projection)")
+	fs.IntVar(&o.Quirks.PageSize, "page-size", 0, "page list answers with @nextLink, this many elements a page (0: no paging)")
+	fs.BoolVar(&o.Quirks.ExclusiveBounds, "exclusive-bounds", false, "treat reportdata's startDate and endDate as exclusive")
+	fs.IntVar(&o.Quirks.SlowLinkRate, "slow-link-rate", 0, "send every blob body at this many bytes a second, steadily (0: full speed)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		return "", o, usageError{err}
+	}
+	if *shapesFrom != "" {
+		t, err := time.Parse(time.RFC3339, *shapesFrom)
+		if err != nil {
+			return "", o, usageError{fmt.Errorf("--shapes-from %q: want an RFC 3339 time such as 2026-12-01T02:00:00Z", *shapesFrom)}
+		}
+		o.Shapes.From = t
 	}
 	if *faults != "" {
 		f, err := emulator.ParseFaults(*faults)
 		if err != nil {
-			return usageError{fmt.Errorf("--faults: %w", err)}
+			return "", o, usageError{fmt.Errorf("--faults: %w", err)}
 		}
 		o.Faults = f
 	}
@@ -56,32 +103,10 @@ func cmdEmulator(ctx context.Context, args []string, stderr io.Writer) error {
 	case "comma", ",":
 		o.Delimiter = ','
 	default:
-		return usageError{fmt.Errorf("--delimiter %q: want tab or comma", *delim)}
+		return "", o, usageError{fmt.Errorf("--delimiter %q: want tab or comma", *delim)}
 	}
 	if err := o.Validate(); err != nil {
-		return usageError{err}
+		return "", o, usageError{err}
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	srv := &http.Server{Handler: emulator.New(o).Handler(), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stderr, "Dev Center emulator on http://%s (token URL http://%s/%s/oauth2/token)\n", ln.Addr(), ln.Addr(), o.TenantID)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return *addr, o, nil
 }
-
-// demoSecret is the emulator demo account's client secret. It protects
-// nothing: the emulator serves synthetic data.
-const demoSecret = "demo-secret"

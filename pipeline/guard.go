@@ -37,12 +37,16 @@ func (r *Runner) checkUnknownColumns(file string, l *schema.Layout) error {
 
 // warnCoverage warns, with the run id and counts only, about rows dated
 // outside the days the run is taken to cover.
-func (r *Runner) warnCoverage(rc ReportConfig, run string, c *lake.Commit) {
+func (r *Runner) warnCoverage(rc ReportConfig, run string, c *lake.Commit, j job) {
 	if c.Uncovered == 0 {
 		return
 	}
-	r.Log.Warn("the report file holds rows dated outside the days its run is taken to cover (the N days before the run's day): they are kept where no newer run covers their date, and counted in rows_outside_coverage",
-		"report", rc.Name, "run", run, "rows", c.Uncovered, "period", rc.Template.DateRange.ReportPeriod)
+	reading := "the N days before the run's day"
+	if j.endsOnRunDay {
+		reading = "the N days ending with the run's day"
+	}
+	r.Log.Warn("the report file holds rows dated outside the days its run is taken to cover: they are kept where no newer run covers their date, and counted in rows_outside_coverage",
+		"report", rc.Name, "run", run, "rows", c.Uncovered, "period", rc.Template.DateRange.ReportPeriod, "reading", reading)
 }
 
 // errReadingChanged: a run's file showed that the dataset's files follow

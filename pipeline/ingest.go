@@ -117,7 +117,7 @@ func (r *Runner) ingest(ctx context.Context, rc ReportConfig, reportID devcenter
 		if err := r.checkBadRows(file, &res.commit); err != nil {
 			return res, err
 		}
-		r.warnCoverage(rc, run, &res.commit)
+		r.warnCoverage(rc, run, &res.commit, j)
 		leave = r.leftOut(rc, run, rt)
 		if res.heldBack, err = r.checkShrink(ctx, rc.Name, run, j, sp, leave); err != nil || len(res.heldBack) > 0 {
 			return res, err

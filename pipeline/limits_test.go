@@ -83,8 +83,9 @@ func TestRowsOutsideCoverageKept(t *testing.T) {
 	if sum.RowsOutsideCoverage == 0 || sum.RunsHeldBack != 0 || sum.RunsIngested != 2 {
 		t.Fatalf("summary %+v", sum)
 	}
-	if !strings.Contains(logs.String(), "outside the days its run is taken to cover") || !strings.Contains(logs.String(), "run="+lake.RunID(next)) {
-		t.Errorf("no warning naming the run:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "outside the days its run is taken to cover") || !strings.Contains(logs.String(), "run="+lake.RunID(next)) ||
+		!strings.Contains(logs.String(), "the N days before the run's day") {
+		t.Errorf("no warning naming the run and the reading in force:\n%s", logs.String())
 	}
 	for _, d := range []lake.Date{lake.DateOf(next), lake.DateOf(next) + 1} { // the rows past its coverage
 		if _, err := os.Stat(filepath.Join(h.lakeDir, lake.DataKey("ihv_driver", d))); err != nil {

@@ -34,6 +34,7 @@ test: vet unit long e2e rules image iceberg-long
 iceberg:
 	$(GO) vet -tags iceberg ./cmd/... ./pipeline/ ./internal/lake/...
 	$(GO) test -tags iceberg -count=1 -run 'TestIcebergMatchesHive|TestIcebergCatalogConfig|TestIcebergSchemaEvolves|TestIcebergPurgeCatalogPutFails' ./pipeline/
+	$(GO) test -tags iceberg -count=1 -run 'TestIcebergSecretsFromEnvironment' ./cmd/hdc-export/
 
 iceberg-long: iceberg
 	$(GO) test -tags iceberg -count=1 -timeout 60m -run 'TestIcebergRetention|TestIcebergREST' ./pipeline/

@@ -33,6 +33,9 @@ type REST struct {
 	mu  sync.Mutex // one request at a time, as SQLite wants it
 	// Commits counts the table commits the catalog accepted.
 	Commits int
+	// Token, when set before the first request, is the bearer token every
+	// request must carry; others are answered 401.
+	Token string
 }
 
 // StartREST serves a REST catalog until the test ends. props are the file
@@ -61,6 +64,10 @@ type identifier struct {
 func (r *REST) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.Token != "" && req.Header.Get("Authorization") != "Bearer "+r.Token {
+		failWith(w, http.StatusUnauthorized, "NotAuthorizedException", "no valid bearer token")
+		return
+	}
 	ctx := req.Context()
 	parts := strings.Split(strings.Trim(strings.TrimPrefix(req.URL.Path, "/v1"), "/"), "/")
 	switch {

@@ -256,7 +256,11 @@ func TestCronJob(t *testing.T) {
 				Spec struct {
 					PodFailurePolicy *struct {
 						Rules []struct {
-							Action string `yaml:"action"`
+							Action      string `yaml:"action"`
+							OnExitCodes *struct {
+								Operator string `yaml:"operator"`
+								Values   []int  `yaml:"values"`
+							} `yaml:"onExitCodes"`
 						} `yaml:"rules"`
 					} `yaml:"podFailurePolicy"`
 					Template struct {
@@ -282,10 +286,21 @@ func TestCronJob(t *testing.T) {
 		t.Errorf("kind %q, concurrencyPolicy %q", cj.Kind, cj.Spec.ConcurrencyPolicy)
 	}
 	if p := cj.Spec.JobTemplate.Spec.PodFailurePolicy; p != nil {
+		failsOnUsage := false
 		for _, r := range p.Rules {
-			if r.Action == "Ignore" {
-				t.Error("a podFailurePolicy Ignore rule makes Kubernetes start a replacement pod after each such exit")
+			switch {
+			case r.OnExitCodes == nil:
+				continue // a pod condition (DisruptionTarget), not an exit
+			case r.OnExitCodes.Operator != "In" || slices.Contains(r.OnExitCodes.Values, 0):
+				t.Errorf("rule %s on exit codes %s %v: want In, never 0", r.Action, r.OnExitCodes.Operator, r.OnExitCodes.Values)
+			case r.Action == "Ignore":
+				t.Error("a podFailurePolicy Ignore rule on exit codes makes Kubernetes start a replacement pod after each such exit")
+			case r.Action == "FailJob" && slices.Contains(r.OnExitCodes.Values, 2):
+				failsOnUsage = true
 			}
+		}
+		if !failsOnUsage {
+			t.Error("podFailurePolicy does not fail the Job on exit 2 (bad flags or config), which no retry can heal")
 		}
 	}
 	pod := cj.Spec.JobTemplate.Spec.Template.Spec

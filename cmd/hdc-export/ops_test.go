@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io/fs"
 	"net"
 	"net/http"
@@ -183,11 +184,23 @@ func TestServe(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// serve logs JSON by default: every stderr line, the cron scheduler's
+	// and the HTTP server's included, must be a JSON object.
 	logs := make(chan string, 1000)
+	var notJSON []string // written by the reader until readDone
+	readDone := make(chan struct{})
 	go func() {
+		defer close(readDone)
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 		for sc.Scan() {
-			logs <- sc.Text()
+			if !json.Valid(sc.Bytes()) {
+				notJSON = append(notJSON, sc.Text())
+			}
+			select {
+			case logs <- sc.Text():
+			default:
+			}
 		}
 		close(logs)
 	}()
@@ -239,7 +252,7 @@ func TestServe(t *testing.T) {
 	start := time.Now()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { <-readDone; done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -250,6 +263,9 @@ func TestServe(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not exit within 15s of SIGTERM")
+	}
+	if len(notJSON) > 0 {
+		t.Errorf("serve wrote %d stderr lines that are not JSON, first %q", len(notJSON), notJSON[0])
 	}
 }
 

@@ -109,7 +109,9 @@ func TestImageBuilds(t *testing.T) {
 	}
 	const tag = "localhost/hdc-export:imagetest"
 	run("bud", "--isolation", "chroot", "-f", filepath.Join(ctx, "Dockerfile"), "-t", tag, ctx)
-	t.Cleanup(func() { exec.Command(buildah, "--root", filepath.Join(storage, "root"), "--runroot", filepath.Join(storage, "run"), "--storage-driver", "vfs", "rm", "-a").Run() })
+	t.Cleanup(func() {
+		exec.Command(buildah, "--root", filepath.Join(storage, "root"), "--runroot", filepath.Join(storage, "run"), "--storage-driver", "vfs", "rm", "-a").Run()
+	})
 
 	var img struct {
 		OCIv1 struct {

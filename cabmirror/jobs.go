@@ -1,6 +1,7 @@
 package cabmirror
 
 import (
+	"slices"
 	"time"
 
 	"github.com/hdc-export/hdc-export/devcenter"
@@ -125,4 +126,15 @@ type cabPartition struct {
 	rejected int       // distinct CabIdHash values refused (see NormalizeCabID)
 	readErr  error     // its references could not be read
 	jobs     []*cabJob // one per distinct cab, shared between partitions
+}
+
+// hasJob reports whether one of the partition's cabs has a matching outcome.
+func (p *cabPartition) hasJob(match func(cabOutcome) bool) bool {
+	return slices.ContainsFunc(p.jobs, func(j *cabJob) bool { return match(j.outcome) })
+}
+
+// unsettled reports whether some cab of the partition is not done (it
+// failed or was deferred), so the partition is mirrored again.
+func (p *cabPartition) unsettled() bool {
+	return p.hasJob(func(o cabOutcome) bool { return !o.done() })
 }

@@ -427,17 +427,9 @@ func filesDigest(files []lake.File) string {
 // rest are tried again.
 func (m *Mirror) writeCabStates(ctx context.Context, workers int, parts []*cabPartition, allow string) error {
 	var write []*cabPartition
-	left := map[*cabPartition]bool{}
 	for _, p := range parts {
-		if p.readErr != nil {
-			continue
-		}
-		switch {
-		case !slices.ContainsFunc(p.jobs, func(j *cabJob) bool { return !j.outcome.done() }):
+		if p.readErr == nil && (!p.unsettled() || p.hasJob(func(o cabOutcome) bool { return o == cabRefused })) {
 			write = append(write, p)
-		case slices.ContainsFunc(p.jobs, func(j *cabJob) bool { return j.outcome == cabRefused }):
-			write = append(write, p)
-			left[p] = true
 		}
 	}
 	if len(write) == 0 {
@@ -449,7 +441,7 @@ func (m *Mirror) writeCabStates(ctx context.Context, workers int, parts []*cabPa
 	return parallel(ctx, workers, len(write), func(ctx context.Context, i int) error {
 		p := write[i]
 		st := State{Dataset: p.dataset, Date: p.date.String(), Run: p.run, Files: filesDigest(p.files),
-			Refs: len(p.jobs), Rejected: p.rejected, Unsettled: left[p]}
+			Refs: len(p.jobs), Rejected: p.rejected, Unsettled: p.unsettled()}
 		for _, j := range p.jobs {
 			switch j.outcome {
 			case cabExpired:

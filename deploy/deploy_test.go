@@ -254,16 +254,8 @@ func TestCronJob(t *testing.T) {
 			ConcurrencyPolicy string `yaml:"concurrencyPolicy"`
 			JobTemplate       struct {
 				Spec struct {
-					PodFailurePolicy *struct {
-						Rules []struct {
-							Action      string `yaml:"action"`
-							OnExitCodes *struct {
-								Operator string `yaml:"operator"`
-								Values   []int  `yaml:"values"`
-							} `yaml:"onExitCodes"`
-						} `yaml:"rules"`
-					} `yaml:"podFailurePolicy"`
-					Template struct {
+					PodFailurePolicy podFailurePolicy `yaml:"podFailurePolicy"`
+					Template         struct {
 						Spec struct {
 							RestartPolicy   string `yaml:"restartPolicy"`
 							SecurityContext struct {
@@ -285,24 +277,7 @@ func TestCronJob(t *testing.T) {
 	if cj.Kind != "CronJob" || cj.Spec.ConcurrencyPolicy != "Forbid" {
 		t.Errorf("kind %q, concurrencyPolicy %q", cj.Kind, cj.Spec.ConcurrencyPolicy)
 	}
-	if p := cj.Spec.JobTemplate.Spec.PodFailurePolicy; p != nil {
-		failsOnUsage := false
-		for _, r := range p.Rules {
-			switch {
-			case r.OnExitCodes == nil:
-				continue // a pod condition (DisruptionTarget), not an exit
-			case r.OnExitCodes.Operator != "In" || slices.Contains(r.OnExitCodes.Values, 0):
-				t.Errorf("rule %s on exit codes %s %v: want In, never 0", r.Action, r.OnExitCodes.Operator, r.OnExitCodes.Values)
-			case r.Action == "Ignore":
-				t.Error("a podFailurePolicy Ignore rule on exit codes makes Kubernetes start a replacement pod after each such exit")
-			case r.Action == "FailJob" && slices.Contains(r.OnExitCodes.Values, 2):
-				failsOnUsage = true
-			}
-		}
-		if !failsOnUsage {
-			t.Error("podFailurePolicy does not fail the Job on exit 2 (bad flags or config), which no retry can heal")
-		}
-	}
+	cj.Spec.JobTemplate.Spec.PodFailurePolicy.check(t, "k8s/cronjob.yaml")
 	pod := cj.Spec.JobTemplate.Spec.Template.Spec
 	if pod.RestartPolicy != "Never" || !pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.RunAsUser == 0 {
 		t.Errorf("pod: restartPolicy %q, runAsNonRoot %v, runAsUser %d", pod.RestartPolicy, pod.SecurityContext.RunAsNonRoot, pod.SecurityContext.RunAsUser)
@@ -325,5 +300,88 @@ func TestCronJob(t *testing.T) {
 		if secret.MatchString(e.Name) && (e.Value != nil || e.ValueFrom["secretKeyRef"] == nil) {
 			t.Errorf("%s does not come from a Secret", e.Name)
 		}
+	}
+}
+
+// exitUsage is hdc-export's exit code for bad flags or config.
+const exitUsage = 2
+
+// podFailurePolicy is a Job's podFailurePolicy, as far as the checks read it.
+type podFailurePolicy struct {
+	Rules []struct {
+		Action      string `yaml:"action"`
+		OnExitCodes *struct {
+			Operator string `yaml:"operator"`
+			Values   []int  `yaml:"values"`
+		} `yaml:"onExitCodes"`
+	} `yaml:"rules"`
+}
+
+// check fails t unless the policy, if it has rules, ignores no exit code
+// (exit 0 already covers nothing new and a lease held; ignoring a code
+// makes Kubernetes start a replacement pod), matches exit codes with In and
+// never 0, and fails the Job on exitUsage in every FailJob rule, of which
+// there is one at least.
+func (p podFailurePolicy) check(t *testing.T, what string) {
+	t.Helper()
+	failsOnUsage := false
+	for _, r := range p.Rules {
+		switch {
+		case r.OnExitCodes == nil:
+			continue // a pod condition (DisruptionTarget), not an exit
+		case r.OnExitCodes.Operator != "In" || slices.Contains(r.OnExitCodes.Values, 0):
+			t.Errorf("%s: rule %s on exit codes %s %v: want In, never 0", what, r.Action, r.OnExitCodes.Operator, r.OnExitCodes.Values)
+		case r.Action == "Ignore":
+			t.Errorf("%s: a podFailurePolicy Ignore rule on exit codes makes Kubernetes start a replacement pod after each such exit", what)
+		case r.Action == "FailJob" && !slices.Contains(r.OnExitCodes.Values, exitUsage):
+			t.Errorf("%s: FailJob without exit %d (bad flags or config)", what, exitUsage)
+		case r.Action == "FailJob":
+			failsOnUsage = true
+		}
+	}
+	if len(p.Rules) > 0 && !failsOnUsage {
+		t.Errorf("%s: podFailurePolicy does not fail the Job on exit %d (bad flags or config), which no retry can heal", what, exitUsage)
+	}
+}
+
+// TestReadmeCronJobs: the README's Kubernetes CronJobs parse, run their
+// pods with restartPolicy Never (podFailurePolicy requires it), and their
+// podFailurePolicy passes the same check as the manifest's.
+func TestReadmeCronJobs(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, block := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
+		if !strings.Contains(block[1], "kind: CronJob") {
+			continue
+		}
+		n++
+		var cj struct {
+			Spec struct {
+				JobTemplate struct {
+					Spec struct {
+						PodFailurePolicy podFailurePolicy `yaml:"podFailurePolicy"`
+						Template         struct {
+							Spec struct {
+								RestartPolicy string `yaml:"restartPolicy"`
+							} `yaml:"spec"`
+						} `yaml:"template"`
+					} `yaml:"spec"`
+				} `yaml:"jobTemplate"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(block[1]), &cj); err != nil {
+			t.Fatalf("CronJob %d: %v", n, err)
+		}
+		js := cj.Spec.JobTemplate.Spec
+		if js.Template.Spec.RestartPolicy != "Never" {
+			t.Errorf("CronJob %d: restartPolicy %q", n, js.Template.Spec.RestartPolicy)
+		}
+		js.PodFailurePolicy.check(t, "README CronJob "+strconv.Itoa(n))
+	}
+	if n != 2 {
+		t.Errorf("found %d CronJobs in the README, want 2 (run and purge)", n)
 	}
 }

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/hdc-export/hdc-export/pipeline"
 	"github.com/hdc-export/hdc-export/sinks/local"
 )
@@ -339,66 +337,5 @@ func TestReadmeSystemdUnits(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.Contains(string(out), dir) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
-	}
-}
-
-// TestReadmeCronJobs: the README's Kubernetes CronJobs parse, run their
-// pods with restartPolicy Never (podFailurePolicy requires it), and their
-// podFailurePolicy ignores no exit code (exit 0 already covers nothing new
-// and a lease held; ignoring a code makes Kubernetes start another pod).
-func TestReadmeCronJobs(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, block := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
-		if !strings.Contains(block[1], "kind: CronJob") {
-			continue
-		}
-		n++
-		var cj struct {
-			Spec struct {
-				JobTemplate struct {
-					Spec struct {
-						PodFailurePolicy struct {
-							Rules []struct {
-								Action      string `yaml:"action"`
-								OnExitCodes *struct {
-									Operator string `yaml:"operator"`
-									Values   []int  `yaml:"values"`
-								} `yaml:"onExitCodes"`
-							} `yaml:"rules"`
-						} `yaml:"podFailurePolicy"`
-						Template struct {
-							Spec struct {
-								RestartPolicy string `yaml:"restartPolicy"`
-							} `yaml:"spec"`
-						} `yaml:"template"`
-					} `yaml:"spec"`
-				} `yaml:"jobTemplate"`
-			} `yaml:"spec"`
-		}
-		if err := yaml.Unmarshal([]byte(block[1]), &cj); err != nil {
-			t.Fatalf("CronJob %d: %v", n, err)
-		}
-		js := cj.Spec.JobTemplate.Spec
-		if js.Template.Spec.RestartPolicy != "Never" {
-			t.Errorf("CronJob %d: restartPolicy %q", n, js.Template.Spec.RestartPolicy)
-		}
-		for _, r := range js.PodFailurePolicy.Rules {
-			if r.OnExitCodes == nil {
-				continue
-			}
-			if r.Action == "Ignore" || slices.Contains(r.OnExitCodes.Values, 0) {
-				t.Errorf("CronJob %d: rule %s on exit codes %v", n, r.Action, r.OnExitCodes.Values)
-			}
-			if r.Action == "FailJob" && !slices.Contains(r.OnExitCodes.Values, exitUsage) {
-				t.Errorf("CronJob %d: FailJob without exit %d (bad config)", n, exitUsage)
-			}
-		}
-	}
-	if n != 2 {
-		t.Errorf("found %d CronJobs in the README, want 2 (run and purge)", n)
 	}
 }

@@ -231,6 +231,39 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// container is a CronJob pod's container, as far as the checks read it.
+type container struct {
+	Args []string `yaml:"args"`
+	Env  []struct {
+		Name      string         `yaml:"name"`
+		Value     *string        `yaml:"value"`
+		ValueFrom map[string]any `yaml:"valueFrom"`
+	} `yaml:"env"`
+}
+
+// cronJob is a Kubernetes CronJob, as far as the checks read it.
+type cronJob struct {
+	Kind string `yaml:"kind"`
+	Spec struct {
+		ConcurrencyPolicy string `yaml:"concurrencyPolicy"`
+		JobTemplate       struct {
+			Spec struct {
+				PodFailurePolicy podFailurePolicy `yaml:"podFailurePolicy"`
+				Template         struct {
+					Spec struct {
+						RestartPolicy   string `yaml:"restartPolicy"`
+						SecurityContext struct {
+							RunAsNonRoot bool `yaml:"runAsNonRoot"`
+							RunAsUser    int  `yaml:"runAsUser"`
+						} `yaml:"securityContext"`
+						Containers []container `yaml:"containers"`
+					} `yaml:"spec"`
+				} `yaml:"template"`
+			} `yaml:"spec"`
+		} `yaml:"jobTemplate"`
+	} `yaml:"spec"`
+}
+
 // TestCronJob: the CronJob forbids overlap, takes no exit code for
 // success (exit 0 already means nothing failed), runs as the image's
 // non-root user, takes secrets from a Secret only, and passes flags that
@@ -240,35 +273,7 @@ func TestCronJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type container struct {
-		Args []string `yaml:"args"`
-		Env  []struct {
-			Name      string         `yaml:"name"`
-			Value     *string        `yaml:"value"`
-			ValueFrom map[string]any `yaml:"valueFrom"`
-		} `yaml:"env"`
-	}
-	var cj struct {
-		Kind string `yaml:"kind"`
-		Spec struct {
-			ConcurrencyPolicy string `yaml:"concurrencyPolicy"`
-			JobTemplate       struct {
-				Spec struct {
-					PodFailurePolicy podFailurePolicy `yaml:"podFailurePolicy"`
-					Template         struct {
-						Spec struct {
-							RestartPolicy   string `yaml:"restartPolicy"`
-							SecurityContext struct {
-								RunAsNonRoot bool `yaml:"runAsNonRoot"`
-								RunAsUser    int  `yaml:"runAsUser"`
-							} `yaml:"securityContext"`
-							Containers []container `yaml:"containers"`
-						} `yaml:"spec"`
-					} `yaml:"template"`
-				} `yaml:"spec"`
-			} `yaml:"jobTemplate"`
-		} `yaml:"spec"`
-	}
+	var cj cronJob
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(false)
 	if err := dec.Decode(&cj); err != nil {
@@ -358,20 +363,7 @@ func TestReadmeCronJobs(t *testing.T) {
 			continue
 		}
 		n++
-		var cj struct {
-			Spec struct {
-				JobTemplate struct {
-					Spec struct {
-						PodFailurePolicy podFailurePolicy `yaml:"podFailurePolicy"`
-						Template         struct {
-							Spec struct {
-								RestartPolicy string `yaml:"restartPolicy"`
-							} `yaml:"spec"`
-						} `yaml:"template"`
-					} `yaml:"spec"`
-				} `yaml:"jobTemplate"`
-			} `yaml:"spec"`
-		}
+		var cj cronJob
 		if err := yaml.Unmarshal([]byte(block[1]), &cj); err != nil {
 			t.Fatalf("CronJob %d: %v", n, err)
 		}
